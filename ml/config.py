@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    n_seq_features: int
+    n_static_numeric: int = 0
+    static_cat_cardinalities: tuple[int, ...] = ()
+    hidden_size: int = 64
+    gru_layers: int = 1
+    attention_heads: int = 4
+    dropout: float = 0.1
+    static_embed_dim: int = 8
+    bidirectional: bool = False
+    fusion_hidden: int = 64
+
+    def __post_init__(self) -> None:
+        self.static_cat_cardinalities = tuple(int(c) for c in self.static_cat_cardinalities)
+        if self.n_seq_features < 1:
+            raise ValueError("n_seq_features must be >= 1")
+        if self.hidden_size < 1 or self.gru_layers < 1:
+            raise ValueError("hidden_size and gru_layers must be >= 1")
+        if any(c < 1 for c in self.static_cat_cardinalities):
+            raise ValueError("every categorical cardinality must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+        if self.state_size % self.attention_heads != 0:
+            raise ValueError(
+                f"attention_heads ({self.attention_heads}) must divide the GRU state size "
+                f"({self.state_size})"
+            )
+
+    @property
+    def state_size(self) -> int:
+        return self.hidden_size * (2 if self.bidirectional else 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["static_cat_cardinalities"] = list(self.static_cat_cardinalities)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        return cls(**_known(cls, data))
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 256
+    grad_accum_steps: int = 1
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    # "cosine" = linear warmup then cosine decay; "onecycle" = torch OneCycleLR;
+    # "constant" = warmup then flat.
+    schedule: str = "cosine"
+    warmup_fraction: float = 0.05
+    grad_clip: float = 1.0
+    early_stopping_patience: int = 5
+    seed: int = 0
+    deterministic: bool = True
+    # AMP only applies on CUDA: CPU autocast (bf16) is slower than fp32 for GRUs.
+    amp: bool = True
+    device: str | None = "auto"
+    num_workers: int = 0
+    # "auto" = n_negative / n_positive of the training labels; a number; or None.
+    pos_weight: float | str | None = "auto"
+    truncation_prob: float = 0.5
+    min_weeks: int = 2
+    feature_dropout_prob: float = 0.05
+    target_recall: float = 0.8
+    # The "watch" tier catches more students than "high"; None = halfway to 1.0.
+    watch_recall: float | None = None
+    eval_batch_size: int = 2048
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum_steps < 1:
+            raise ValueError("epochs, batch_size and grad_accum_steps must be >= 1")
+        if self.schedule not in {"cosine", "onecycle", "constant"}:
+            raise ValueError(f"unknown schedule {self.schedule!r}")
+        if isinstance(self.pos_weight, str) and self.pos_weight != "auto":
+            raise ValueError("pos_weight must be 'auto', a number or None")
+        if not 0.0 < self.target_recall <= 1.0:
+            raise ValueError("target_recall must be in (0, 1]")
+
+    @property
+    def resolved_watch_recall(self) -> float:
+        if self.watch_recall is not None:
+            return self.watch_recall
+        return self.target_recall + (1.0 - self.target_recall) / 2.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return cls(**_known(cls, data))
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    # Checkpoints written by a newer version may carry extra keys; ignoring them
+    # keeps old code able to load a config instead of failing on a typo-free file.
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
