@@ -66,7 +66,12 @@ class TrainResult:
             metrics=self.val_metrics,
             temperature=self.temperature,
             train_config=self.train_config,
-            extra={"best_epoch": self.best_epoch, "history": self.history, **(extra or {})},
+            extra={
+                "best_epoch": self.best_epoch,
+                "history": self.history,
+                **self.extra,
+                **(extra or {}),
+            },
         )
 
 
@@ -103,12 +108,13 @@ def _make_schedule(
     optimizer: torch.optim.Optimizer, tc: TrainConfig, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
     total_steps = max(1, total_steps)
-    if tc.schedule == "onecycle":
+    # OneCycleLR divides by its phase lengths; too few steps would make one zero.
+    if tc.schedule == "onecycle" and total_steps >= 8:
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=tc.lr,
             total_steps=total_steps,
-            pct_start=min(0.5, max(tc.warmup_fraction, 1.0 / total_steps)),
+            pct_start=min(0.5, max(tc.warmup_fraction, 2.0 / total_steps)),
         )
     warmup = max(1, int(tc.warmup_fraction * total_steps))
 
@@ -299,6 +305,8 @@ def _train(
     initial_bias = -math.log(pos_weight) if pos_weight else 0.0
     temperature, logit_bias = fit_temperature(val_logits, val_data.labels, True, initial_bias)
     model.set_calibration(temperature, logit_bias)
+    # Report what the float32 buffers hold, so saved and in-memory values agree.
+    temperature, logit_bias = float(model.temperature), float(model.logit_bias)
     probs = model.calibrated_proba(torch.from_numpy(val_logits)).double().numpy()
     thresholds = choose_thresholds(
         probs, val_data.labels, tc.target_recall, tc.resolved_watch_recall

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ml.config import ModelConfig, TrainConfig
+from ml.data import SequenceArrays
+from ml.train import TrainResult, resolve_pos_weight, train_model
+
+
+def test_training_learns_the_synthetic_signal_and_calibrates(trained: TrainResult) -> None:
+    m = trained.val_metrics
+    assert m["roc_auc"] > 0.85
+    assert m["pr_auc"] > 0.6
+    assert m["ece"] < 0.12
+    assert m["at_high"]["recall"] >= 0.8
+    assert trained.thresholds.watch <= trained.thresholds.high
+    assert "cat0" in m["subgroups"]
+    assert not trained.model.training
+    assert float(trained.model.temperature) == trained.temperature
+    assert [h["epoch"] for h in trained.history] == list(range(len(trained.history)))
+
+
+def test_two_trainings_with_the_same_seed_give_identical_weights(
+    tiny_split: tuple[SequenceArrays, SequenceArrays],
+    make_model_config: Callable[..., ModelConfig],
+    make_train_config: Callable[..., TrainConfig],
+) -> None:
+    train, val = tiny_split
+    train, val = train.subset(range(300)), val.subset(range(120))
+    cfg = make_train_config(epochs=2, batch_size=32, grad_accum_steps=2, schedule="onecycle")
+    a = train_model(make_model_config(), cfg, train, val)
+    b = train_model(make_model_config(), cfg, train, val)
+    for (name, pa), pb in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(pa, pb), name
+    c = train_model(make_model_config(), make_train_config(epochs=2, seed=1), train, val)
+    assert not torch.equal(a.model.pool_query, c.model.pool_query)
+
+
+def test_progress_is_reported_and_early_stopping_halts(
+    tiny_split: tuple[SequenceArrays, SequenceArrays],
+    make_model_config: Callable[..., ModelConfig],
+    make_train_config: Callable[..., TrainConfig],
+) -> None:
+    train, val = tiny_split
+    seen: list[dict[str, Any]] = []
+    # lr=0 never improves after the first epoch, so patience 2 stops at epoch 2.
+    cfg = make_train_config(epochs=10, lr=0.0, early_stopping_patience=2, pos_weight=None)
+    result = train_model(make_model_config(), cfg, train.subset(range(200)), val, seen.append)
+    assert len(seen) == 3 and result.best_epoch == 0
+    assert {"train_loss", "val_pr_auc", "val_roc_auc", "lr", "seconds"} <= seen[0].keys()
+
+
+def test_pos_weight_auto_balances_the_classes() -> None:
+    import numpy as np
+
+    assert resolve_pos_weight("auto", np.array([1, 0, 0, 0])) == 3.0
+    assert resolve_pos_weight(None, np.array([1, 0])) is None
+    assert resolve_pos_weight(2.5, np.array([1, 0])) == 2.5
+    assert TrainConfig.from_dict(TrainConfig(epochs=3).to_dict()) == TrainConfig(epochs=3)
