@@ -226,8 +226,14 @@ class AttendanceStatus(models.TextChoices):
 class AttendanceRecord(models.Model):
     # No timestamps: this is the biggest table (a row per student per school
     # day) and the import job records when its rows arrived.
-    student = models.ForeignKey(Student, verbose_name=_("student"), on_delete=models.CASCADE)
-    school = models.ForeignKey(School, verbose_name=_("school"), on_delete=models.CASCADE)
+    # The FK indexes would duplicate the prefixes of the (student, date) and
+    # (school, date) indexes and slow every bulk load of this table.
+    student = models.ForeignKey(
+        Student, verbose_name=_("student"), on_delete=models.CASCADE, db_index=False
+    )
+    school = models.ForeignKey(
+        School, verbose_name=_("school"), on_delete=models.CASCADE, db_index=False
+    )
     date = models.DateField(_("date"))
     status = models.CharField(_("status"), max_length=10, choices=AttendanceStatus.choices)
 

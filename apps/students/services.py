@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from apps.students.catalogue import SUBJECTS
 from apps.students.models import (
     Enrollment,
     ExitReason,
@@ -14,6 +15,7 @@ from apps.students.models import (
     RegionLevel,
     School,
     Student,
+    Subject,
 )
 
 REGIONS_DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -137,3 +139,15 @@ def student_transfer(
         entry_date=transfer_date,
         section=section,
     )
+
+
+@transaction.atomic
+def subjects_load() -> int:
+    """Create or refresh the curriculum's subjects; idempotent."""
+    changed = 0
+    for code, name, name_bn, is_core in SUBJECTS:
+        _subject, created = Subject.objects.update_or_create(
+            code=code, defaults={"name": name, "name_bn": name_bn, "is_core": is_core}
+        )
+        changed += int(created)
+    return changed
