@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
@@ -28,7 +29,10 @@ def roles_sync() -> dict[str, int]:
 
 
 def roles_sync_on_migrate(sender: Any, **kwargs: Any) -> None:
-    if getattr(sender, "label", None) == "accounts":
+    # post_migrate fires once per app; permissions of later apps only exist
+    # after the last one, so sync then.
+    with_models = [config for config in django_apps.get_app_configs() if config.models_module]
+    if with_models and sender.label == with_models[-1].label:
         roles_sync()
 
 

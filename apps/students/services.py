@@ -1,5 +1,6 @@
 import csv
 import datetime as dt
+import unicodedata
 from pathlib import Path
 
 from django.conf import settings
@@ -35,8 +36,12 @@ def academic_year_bounds(year: int) -> tuple[dt.date, dt.date]:
 
 
 def _read_csv(name: str, data_dir: Path) -> list[dict[str, str]]:
+    # NFC so that a Bengali name typed on any keyboard matches the stored one.
     with (data_dir / name).open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+        return [
+            {key: unicodedata.normalize("NFC", value) for key, value in row.items()}
+            for row in csv.DictReader(handle)
+        ]
 
 
 @transaction.atomic

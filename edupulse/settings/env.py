@@ -100,7 +100,7 @@ class Env:
             raise ImproperlyConfigured(
                 f"{name} is not a database URL we support: {error}"
             ) from None
-        if not config.get("ENGINE"):
+        if not str(config.get("ENGINE", "")).startswith("django.db.backends."):
             raise ImproperlyConfigured(f"{name} is not a database URL we support.")
         return config
 
