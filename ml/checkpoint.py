@@ -134,3 +134,21 @@ def load_checkpoint(path: str | Path, expected_feature_version: str | None = Non
         else TrainConfig.from_dict(meta["train_config"]),
         extra=meta["extra"],
     )
+
+
+def save_loaded_model(path: str | Path, loaded: LoadedModel) -> None:
+    """Write a (for example fine-tuned) LoadedModel back out with all its metadata."""
+    save_checkpoint(
+        path,
+        model=loaded.model,
+        model_config=loaded.model_config,
+        normalizer=loaded.normalizer,
+        feature_version=loaded.feature_version,
+        feature_columns=loaded.feature_columns,
+        static_numeric_columns=loaded.static_numeric_columns,
+        static_categorical_columns=loaded.static_categorical_columns,
+        thresholds=loaded.thresholds,
+        metrics=loaded.metrics,
+        train_config=loaded.train_config,
+        extra=loaded.extra,
+    )
