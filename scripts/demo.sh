@@ -20,11 +20,9 @@ manage() { .venv/bin/python manage.py "$@"; }
 
 step "migrate" manage migrate --noinput -v0
 step "regions" manage load_regions
-if [ "$(manage shell -c 'from apps.students.models import Student; print(Student.objects.exists())')" = "False" ]; then
-    step "synthetic district" manage generate_demo_data --schools 12 --students 6000 --years 2 --seed 7
-else
-    echo "==> synthetic district already loaded (delete var/edupulse.sqlite3 to start over)"
-fi
+# Keeps an existing district: delete var/edupulse.sqlite3 to start over.
+step "synthetic district" manage generate_demo_data --schools 12 --students 6000 --years 2 \
+    --seed 7 --if-empty
 step "demo accounts" manage create_demo_accounts
 
 if [ "${EDUPULSE_DEMO_NO_SERVE:-0}" = "1" ]; then

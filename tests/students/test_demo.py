@@ -125,6 +125,8 @@ def test_the_command_loads_the_district_and_refuses_a_second_load() -> None:
     assert GradeRecord.objects.filter(is_missing=False).exists()
     with pytest.raises(CommandError, match="already holds students"):
         call_command("generate_demo_data", "--students", "120", "--as-of", "2026-04-30")
+    call_command("generate_demo_data", "--students", "120", "--if-empty")
+    assert Student.objects.count() == 120
 
 
 def test_the_command_writes_import_files(tmp_path: Path) -> None:

@@ -43,8 +43,16 @@ class Command(BaseCommand):
         )
         parser.add_argument("--district", default="Kurigram", help="A real district's name.")
         parser.add_argument("--out", type=Path, default=None, help="Write files here instead.")
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="Do nothing (and succeed) when the database already holds students.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["if_empty"] and options["out"] is None and Student.objects.exists():
+            self.stdout.write("The database already holds students; nothing generated.")
+            return
         if options["schools"] < 1 or options["students"] < 10 or options["years"] < 1:
             raise CommandError("Need at least 1 school, 10 students and 1 year.")
         districts = pd.read_csv(REGIONS_DATA_DIR / "districts.csv")
