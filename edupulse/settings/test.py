@@ -8,3 +8,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 EDUPULSE_MODEL_DIR = VAR_DIR / "test-models"
 LANGUAGE_CODE = "en"
+
+# Serve static files from the apps and static/ directly; no collectstatic needed.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
