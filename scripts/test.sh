@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy apps edupulse
 DJANGO_SETTINGS_MODULE=edupulse.settings.test .venv/bin/python manage.py makemigrations --check --dry-run
 .venv/bin/python -m pytest "$@"

@@ -12,6 +12,6 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ("username", "email")
     readonly_fields = ("last_login", "date_joined")
     fieldsets = (
-        *DjangoUserAdmin.fieldsets,
+        *(DjangoUserAdmin.fieldsets or ()),
         (_("EduPulse"), {"fields": ("role", "preferred_language")}),
     )

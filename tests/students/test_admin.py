@@ -83,3 +83,16 @@ def test_a_counselor_cannot_open_the_admin(client: Client) -> None:
     response = client.get(reverse("admin:students_student_changelist"))
     assert response.status_code == 302
     assert User.objects.get(pk=user.pk).is_staff is False
+
+
+def test_the_admin_switches_to_bengali_and_remembers_it(
+    admin_client_for_data_manager: Client,
+) -> None:
+    response = admin_client_for_data_manager.post(
+        reverse("set_language"), {"language": "bn", "next": reverse("admin:index")}
+    )
+    assert response.status_code == 302
+    page = admin_client_for_data_manager.get(reverse("admin:index"))
+    assert page.status_code == 200
+    assert 'lang="bn"' in page.content.decode()
+    assert "বাংলা" in page.content.decode()
