@@ -151,6 +151,7 @@ class StaffScopeInline(admin.TabularInline):
     extra = 0
     autocomplete_fields = ("school", "region")
     verbose_name = _("school or region this user may see")
+    verbose_name_plural = _("schools or regions this user may see")
 
 
 # Scope lives with the schools it points at, so the user page gets it from here
