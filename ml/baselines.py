@@ -374,8 +374,8 @@ def fit_baseline(
         # Native categorical splits need codes below max_bins; wider columns stay ordinal.
         categorical[[c for c in cat_cols if np.nanmax(design[:, c], initial=0) < 254]] = True
         estimator = HistGradientBoostingClassifier(
-            learning_rate=0.05,
-            max_iter=500,
+            learning_rate=0.1,
+            max_iter=300,
             max_leaf_nodes=31,
             min_samples_leaf=40,
             l2_regularization=1.0,

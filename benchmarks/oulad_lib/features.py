@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 KEY = ["code_module", "code_presentation", "id_student"]
 
@@ -33,7 +34,23 @@ SEQ_FEATURES = [
     "due_late",  # assessments due during the week handed in after their due day
     "cum_weighted_score",  # weighted score share over everything due so far, missing = 0
     "cum_missing_share",  # share of everything due so far that is missing
-    "week_position",  # first day of the step as a share of the module's length
+    "cum_submitted_count",  # assessments handed in so far
+    # Percentile (0-1) among the presentation's students still registered at the same
+    # prediction week: modules differ tenfold in clicks and in how hard their marking
+    # is, and a rank is what carries over to a module the model never saw.
+    "rank_vle_clicks",
+    "rank_vle_cum_clicks",
+    "rank_cum_weighted_score",
+    "rank_cum_submitted",
+    "week_index",  # step number / 40: where in the (school-year-long) course the step lies
+]
+
+# (rank feature, raw feature it ranks)
+_RANKED = [
+    ("rank_vle_clicks", "vle_clicks_log"),
+    ("rank_vle_cum_clicks", "vle_cum_clicks_log"),
+    ("rank_cum_weighted_score", "cum_weighted_score"),
+    ("rank_cum_submitted", "cum_submitted_count"),
 ]
 
 STATIC_NUM_FEATURES = [
@@ -41,9 +58,7 @@ STATIC_NUM_FEATURES = [
     "studied_credits_log",
     "date_registration",
     "days_registered",  # cutoff day minus registration day
-    "module_length",
     "prediction_week",
-    "prediction_position",  # cutoff day as a share of the module's length
     "has_vle",  # the presentation has a VLE log before the cutoff
     "imd_rank",  # ordinal versions of the banded categoricals, so unseen combinations
     "age_rank",  # still carry their order
@@ -283,9 +298,15 @@ class OuladFeatureBuilder:
         static_num = np.zeros((n, len(STATIC_NUM_FEATURES)), dtype=np.float32)
         for week in np.unique(weeks):
             rows = np.flatnonzero(weeks == week)
-            seq_w, static_w = self._build_week(regs_idx[rows], int(week))
-            seq[rows, : seq_w.shape[1]] = seq_w
-            static_num[rows] = static_w
+            # Ranks compare a student with the whole cohort still registered at that week,
+            # whichever subset was asked for, so one student scores the same alone or not.
+            cohort = np.union1d(
+                np.flatnonzero(eligible_mask(self.tables.regs, int(week))), regs_idx[rows]
+            )
+            seq_w, static_w = self._build_week(cohort, int(week))
+            pos = np.searchsorted(cohort, regs_idx[rows])
+            seq[rows, : seq_w.shape[1]] = seq_w[pos]
+            static_num[rows] = static_w[pos]
         return {
             "seq": seq,
             "lengths": (weeks + PRE_START_STEPS).astype(np.int64),
@@ -306,7 +327,6 @@ class OuladFeatureBuilder:
         f = {name: i for i, name in enumerate(SEQ_FEATURES)}
         seq = np.full((n, steps, len(SEQ_FEATURES)), np.nan, dtype=np.float32)
         regs = tables.regs.iloc[regs_idx]
-        length = regs["module_presentation_length"].to_numpy(dtype=np.float32)
 
         # Step boundaries in absolute days: step 0 is [_FIRST_DAY, 0), step s is [7(s-1), 7s).
         starts = np.array([_FIRST_DAY] + [7 * s for s in range(week)], dtype=np.int64)
@@ -404,9 +424,9 @@ class OuladFeatureBuilder:
             seq[:, :, f["cum_missing_share"]] = np.where(
                 cu_due > 0, np.cumsum(due_missing, axis=1) / cu_due, np.nan
             )
-        seq[:, :, f["week_position"]] = (
-            np.maximum(starts, 0)[None, :].astype(np.float32) / length[:, None]
-        )
+        seq[:, :, f["cum_submitted_count"]] = np.cumsum(count, axis=1)
+        seq[:, :, f["week_index"]] = np.arange(steps, dtype=np.float32)[None, :] / 40.0
+        self._add_ranks(seq, pres_of_row, f)
 
         # --- static, including what depends on the prediction week ---
         g = {name: i for i, name in enumerate(STATIC_NUM_FEATURES)}
@@ -416,9 +436,7 @@ class OuladFeatureBuilder:
         static[:, g["studied_credits_log"]] = np.log1p(regs["studied_credits"].to_numpy())
         static[:, g["date_registration"]] = reg_day
         static[:, g["days_registered"]] = cutoff - reg_day
-        static[:, g["module_length"]] = length
         static[:, g["prediction_week"]] = week
-        static[:, g["prediction_position"]] = cutoff / length
         static[:, g["has_vle"]] = np.isfinite(coverage_end).astype(np.float32)
         static[:, g["imd_rank"]] = [_imd_rank(v) for v in regs["imd_band"]]
         static[:, g["age_rank"]] = [_AGE_ORDER.get(v, np.nan) for v in regs["age_band"]]
@@ -426,6 +444,18 @@ class OuladFeatureBuilder:
             _EDU_ORDER.get(v, np.nan) for v in regs["highest_education"]
         ]
         return seq, static
+
+    @staticmethod
+    def _add_ranks(seq: np.ndarray, pres_of_row: np.ndarray, f: dict[str, int]) -> None:
+        """Fill the rank_* features: percentile within presentation, per step."""
+        for pres in np.unique(pres_of_row):
+            rows = np.flatnonzero(pres_of_row == pres)
+            for rank_name, raw_name in _RANKED:
+                values = seq[rows, :, f[raw_name]]
+                ranks = rankdata(values, axis=0, nan_policy="omit")
+                count = (~np.isnan(values)).sum(axis=0, keepdims=True)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    seq[rows, :, f[rank_name]] = (ranks - 0.5) / count
 
 
 def _imd_rank(value: object) -> float:
