@@ -35,3 +35,9 @@ def fit_temperature(
     opt.step(closure)
     temperature = float(np.clip(log_t.exp().item(), 0.05, 20.0))
     return temperature, float(np.clip(bias.item(), -20.0, 20.0))
+
+
+def apply_calibration(logits: np.ndarray, temperature: float, logit_bias: float) -> np.ndarray:
+    """Calibrated probabilities (float64) from raw logits, off the model's device."""
+    z = np.asarray(logits, dtype=np.float64) / temperature + logit_bias
+    return 1.0 / (1.0 + np.exp(-z))

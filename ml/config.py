@@ -63,7 +63,10 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = True
     # AMP only applies on CUDA: CPU autocast (bf16) is slower than fp32 for GRUs.
+    # float16 (+ GradScaler) is the default because cuDNN's GRU kernels support it
+    # everywhere; "bfloat16" needs no scaler where the GPU and cuDNN support it.
     amp: bool = True
+    amp_dtype: str = "float16"
     device: str | None = "auto"
     num_workers: int = 0
     # "auto" = n_negative / n_positive of the training labels; a number; or None.
@@ -82,6 +85,8 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and grad_accum_steps must be >= 1")
         if self.schedule not in {"cosine", "onecycle", "constant"}:
             raise ValueError(f"unknown schedule {self.schedule!r}")
+        if self.amp_dtype not in {"float16", "bfloat16"}:
+            raise ValueError("amp_dtype must be 'float16' or 'bfloat16'")
         if isinstance(self.pos_weight, str) and self.pos_weight != "auto":
             raise ValueError("pos_weight must be 'auto', a number or None")
         if not 0.0 < self.target_recall <= 1.0:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
-from ml.calibration import fit_temperature
+from ml.calibration import apply_calibration, fit_temperature
 from ml.checkpoint import LoadedModel
 from ml.data import Batch, Normalizer, SequenceArrays, SequenceDataset
 from ml.device import select_device
@@ -207,7 +207,7 @@ def _recalibrate(
     initial = -math.log(pos_weight) if pos_weight else 0.0
     temperature, bias = fit_temperature(logits, val_arrays.labels, True, initial)
     model.set_calibration(temperature, bias)
-    probs = model.calibrated_proba(torch.from_numpy(logits)).double().numpy()
+    probs = apply_calibration(logits, float(model.temperature), float(model.logit_bias))
     target = loaded.thresholds.target_recall if loaded.thresholds else 0.8
     watch = loaded.thresholds.watch_recall if loaded.thresholds else None
     thresholds = choose_thresholds(probs, val_arrays.labels, target, watch)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ml.calibration import apply_calibration
 from ml.checkpoint import LoadedModel
 from ml.data import SequenceArrays
 from ml.device import select_device
@@ -64,9 +65,7 @@ class Scorer:
 
     def _calibrate(self, logits: np.ndarray) -> np.ndarray:
         model = self.loaded.model
-        t = float(model.temperature)
-        b = float(model.logit_bias)
-        return 1.0 / (1.0 + np.exp(-(logits.astype(np.float64) / t + b)))
+        return apply_calibration(logits, float(model.temperature), float(model.logit_bias))
 
     def risk_levels(self, probs: np.ndarray) -> list[str]:
         if self.loaded.thresholds is None:

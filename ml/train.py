@@ -18,7 +18,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from ml import distributed
-from ml.calibration import fit_temperature
+from ml.calibration import apply_calibration, fit_temperature
 from ml.config import ModelConfig, TrainConfig
 from ml.data import Batch, Normalizer, SequenceArrays, SequenceDataset
 from ml.metrics import Thresholds, choose_thresholds, evaluate, pr_auc, roc_auc
@@ -152,7 +152,7 @@ def _autocast(device: torch.device, tc: TrainConfig) -> tuple[torch.dtype | None
     """(autocast dtype or None, whether a GradScaler is needed)."""
     if not tc.amp or device.type != "cuda":
         return None, False
-    if torch.cuda.is_bf16_supported():
+    if tc.amp_dtype == "bfloat16" and torch.cuda.is_bf16_supported():
         return torch.bfloat16, False
     return torch.float16, True
 
@@ -307,7 +307,7 @@ def _train(
     model.set_calibration(temperature, logit_bias)
     # Report what the float32 buffers hold, so saved and in-memory values agree.
     temperature, logit_bias = float(model.temperature), float(model.logit_bias)
-    probs = model.calibrated_proba(torch.from_numpy(val_logits)).double().numpy()
+    probs = apply_calibration(val_logits, temperature, logit_bias)
     thresholds = choose_thresholds(
         probs, val_data.labels, tc.target_recall, tc.resolved_watch_recall
     )

@@ -62,3 +62,18 @@ def test_pos_weight_auto_balances_the_classes() -> None:
     assert resolve_pos_weight(None, np.array([1, 0])) is None
     assert resolve_pos_weight(2.5, np.array([1, 0])) == 2.5
     assert TrainConfig.from_dict(TrainConfig(epochs=3).to_dict()) == TrainConfig(epochs=3)
+
+
+def test_data_loader_workers_do_not_change_the_result(
+    tiny_split: tuple[SequenceArrays, SequenceArrays],
+    make_model_config: Callable[..., ModelConfig],
+    make_train_config: Callable[..., TrainConfig],
+) -> None:
+    # Augmentation randomness is keyed on (seed, epoch, batch indices), not on
+    # which worker process happens to build the batch.
+    train, val = tiny_split
+    train, val = train.subset(range(200)), val.subset(range(80))
+    a = train_model(make_model_config(), make_train_config(epochs=1), train, val)
+    b = train_model(make_model_config(), make_train_config(epochs=1, num_workers=2), train, val)
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(pa, pb)
