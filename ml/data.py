@@ -77,7 +77,7 @@ class SequenceArrays:
         if self.labels is not None:
             payload["labels"] = self.labels
         payload.update({f"group__{k}": v for k, v in self.group.items()})
-        np.savez_compressed(path, **payload)
+        np.savez_compressed(path, **payload)  # type: ignore[arg-type]  # numpy stub overload
 
     @classmethod
     def load_npz(cls, path: str | Path) -> SequenceArrays:
@@ -336,6 +336,12 @@ def _squeeze(batch: Batch) -> Batch:
     )
 
 
+def batch_identity(batch: Batch) -> Batch:
+    # collate_fn for DataLoader(batch_size=None): the dataset already built the batch.
+    # Module-level so that worker processes can pickle it.
+    return batch
+
+
 def collate(samples: Sequence[Batch]) -> Batch:
     """Pad single-student samples (as returned by ``dataset[i]``) into one batch."""
     t_max = max(1, max(int(s.x.shape[0]) for s in samples))
@@ -345,12 +351,12 @@ def collate(samples: Sequence[Batch]) -> Batch:
     for i, s in enumerate(samples):
         x[i, : s.x.shape[0]] = s.x
         obs[i, : s.obs_mask.shape[0]] = s.obs_mask
-    ys = [s.y for s in samples]
+    ys = [s.y for s in samples if s.y is not None]
     return Batch(
         x=x,
         obs_mask=obs,
         lengths=torch.stack([torch.as_tensor(s.lengths) for s in samples]).long(),
         static_num=torch.stack([s.static_num for s in samples]),
         static_cat=torch.stack([s.static_cat for s in samples]),
-        y=None if any(y is None for y in ys) else torch.stack(ys),  # type: ignore[misc]
+        y=torch.stack(ys) if len(ys) == len(samples) else None,
     )

@@ -20,7 +20,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from ml.calibration import apply_calibration, fit_temperature
 from ml.checkpoint import LoadedModel
-from ml.data import Batch, Normalizer, SequenceArrays, SequenceDataset
+from ml.data import Batch, Normalizer, SequenceArrays, SequenceDataset, batch_identity
 from ml.device import select_device
 from ml.metrics import choose_thresholds, evaluate
 from ml.model import batched_forward
@@ -162,7 +162,7 @@ def fine_tune_with_ewc(
             dataset,
             batch_size=None,
             sampler=BatchSampler(sampler, batch_size, drop_last=False),
-            collate_fn=lambda b: b,
+            collate_fn=batch_identity,  # type: ignore[arg-type]  # batches, not lists
         )
         pos_weight = resolve_pos_weight(tc.pos_weight if tc else "auto", new_arrays.labels)
         loss_fn = nn.BCEWithLogitsLoss(

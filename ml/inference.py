@@ -12,7 +12,7 @@ from ml.calibration import apply_calibration
 from ml.checkpoint import LoadedModel
 from ml.data import SequenceArrays
 from ml.device import select_device
-from ml.model import batched_forward
+from ml.model import EduPulseModel, batched_forward
 
 __all__ = ["Scorer", "select_device"]
 
@@ -23,7 +23,7 @@ class Scorer:
     def __init__(self, loaded: LoadedModel, device: str | torch.device | None = "auto") -> None:
         self.loaded = loaded
         self.device = device if isinstance(device, torch.device) else select_device(device)
-        self.model: nn.Module = loaded.model.to(self.device).eval()
+        self.model: EduPulseModel = loaded.model.to(self.device).eval()
         self.quantized = False
 
     @property

@@ -18,6 +18,10 @@ class EduPulseModel(nn.Module):
     masks padded keys, and pooling weights are exactly 0 after ``lengths``.
     """
 
+    temperature: torch.Tensor
+    logit_bias: torch.Tensor
+    cat_limits: torch.Tensor
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -122,7 +126,7 @@ class EduPulseModel(nn.Module):
 
 @torch.no_grad()
 def batched_forward(
-    model: nn.Module,
+    model: EduPulseModel,
     data: NormalizedArrays,
     batch_size: int = 2048,
     device: torch.device | None = None,

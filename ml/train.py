@@ -20,7 +20,7 @@ from torch.utils.data.distributed import DistributedSampler
 from ml import distributed
 from ml.calibration import apply_calibration, fit_temperature
 from ml.config import ModelConfig, TrainConfig
-from ml.data import Batch, Normalizer, SequenceArrays, SequenceDataset
+from ml.data import Normalizer, SequenceArrays, SequenceDataset, batch_identity
 from ml.metrics import Thresholds, choose_thresholds, evaluate, pr_auc, roc_auc
 from ml.model import EduPulseModel, batched_forward
 
@@ -132,7 +132,8 @@ def _make_schedule(
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     # No decay on biases, norms, embeddings and the pooling query: shrinking them
     # towards 0 only distorts the representation.
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -142,10 +143,6 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-
-
-def _identity(batch: Batch) -> Batch:
-    return batch
 
 
 def _autocast(device: torch.device, tc: TrainConfig) -> tuple[torch.dtype | None, bool]:
@@ -222,7 +219,7 @@ def _train(
         batch_size=None,
         sampler=BatchSampler(sampler, tc.batch_size, drop_last=False),
         num_workers=tc.num_workers,
-        collate_fn=_identity,
+        collate_fn=batch_identity,  # type: ignore[arg-type]  # batches, not lists
         pin_memory=device.type == "cuda",
         persistent_workers=False,
     )

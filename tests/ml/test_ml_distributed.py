@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+import torch.distributed as dist
 
 from ml.checkpoint import load_checkpoint
 from ml.synthetic import make_synthetic
@@ -20,6 +22,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.skipif(not dist.is_gloo_available(), reason="this torch build has no gloo backend")
 def test_torchrun_with_two_cpu_processes_ends_with_identical_weights(tmp_path: Path) -> None:
     make_synthetic(240, 8, 4, seed=5).save_npz(tmp_path / "data.npz")
     env = {
