@@ -4,6 +4,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from ml.config import ModelConfig, TrainConfig
 from ml.data import SequenceArrays, split_arrays
@@ -11,6 +12,10 @@ from ml.synthetic import make_synthetic, synthetic_feature_names
 from ml.train import TrainResult, train_model
 
 N_FEATURES = 5
+
+# Tiny models gain nothing from intra-op threads, and on a busy 2-core machine
+# OpenMP threads spinning against other processes made single tests 40x slower.
+torch.set_num_threads(1)
 
 
 def tiny_model_config(**overrides: object) -> ModelConfig:
