@@ -39,11 +39,12 @@ def test_output_shapes_and_attention_is_a_distribution_over_valid_weeks(
     torch.testing.assert_close(model(*inputs), logits)
 
 
+@pytest.mark.parametrize("overrides", [{}, {"bidirectional": True, "gru_layers": 2}])
 def test_padding_and_batch_neighbours_never_change_a_score(
-    make_model_config: Callable[..., ModelConfig],
+    overrides: dict[str, object], make_model_config: Callable[..., ModelConfig]
 ) -> None:
     torch.manual_seed(0)
-    model = EduPulseModel(make_model_config()).eval()
+    model = EduPulseModel(make_model_config(**overrides)).eval()
     x, mask, lengths, static_num, static_cat = _inputs(6, 8)
     with torch.no_grad():
         alone = [
