@@ -63,6 +63,16 @@ STATIC_NUM_FEATURES = [
     "imd_rank",  # ordinal versions of the banded categoricals, so unseen combinations
     "age_rank",  # still carry their order
     "education_rank",
+    # The state at the cutoff, repeated from the last step: the fusion layer reads it
+    # directly, a path that extrapolates more gently than the GRU's saturating state.
+    "now_cum_weighted_score",
+    "now_cum_missing_share",
+    "now_cum_submitted_count",
+    "now_vle_cum_clicks_log",
+    "now_vle_days_since_active",
+    "now_rank_vle_cum_clicks",
+    "now_rank_cum_weighted_score",
+    "now_rank_cum_submitted",
 ]
 
 STATIC_CAT_FEATURES = [
@@ -440,6 +450,9 @@ class OuladFeatureBuilder:
         static[:, g["has_vle"]] = np.isfinite(coverage_end).astype(np.float32)
         static[:, g["imd_rank"]] = [_imd_rank(v) for v in regs["imd_band"]]
         static[:, g["age_rank"]] = [_AGE_ORDER.get(v, np.nan) for v in regs["age_band"]]
+        for name in STATIC_NUM_FEATURES:
+            if name.startswith("now_"):
+                static[:, g[name]] = _last_observed(seq[:, :, f[name[4:]]])
         static[:, g["education_rank"]] = [
             _EDU_ORDER.get(v, np.nan) for v in regs["highest_education"]
         ]
@@ -456,6 +469,12 @@ class OuladFeatureBuilder:
                 count = (~np.isnan(values)).sum(axis=0, keepdims=True)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     seq[rows, :, f[rank_name]] = (ranks - 0.5) / count
+
+
+def _last_observed(values: np.ndarray) -> np.ndarray:
+    observed = ~np.isnan(values)
+    last = values.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1)
+    return np.where(observed.any(axis=1), values[np.arange(len(values)), last], np.nan)
 
 
 def _imd_rank(value: object) -> float:
