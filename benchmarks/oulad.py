@@ -249,6 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads", flush=True)
 
     train_tables = load_tables(args.train)
+    if not train_tables.has_outcomes:
+        raise SystemExit(f"{args.train}: --train needs final_result outcomes to learn from")
     test_tables = load_tables(args.test)
     weeks = _weeks(args.train_weeks, args.week)
     vocab = Vocabulary.fit(train_tables.regs)
@@ -265,7 +267,8 @@ def main(argv: list[str] | None = None) -> dict:
     test_labels = None
     if test_tables.has_outcomes:
         outcome = test_tables.regs["final_result"].iloc[test_idx]
-        test_labels = (outcome == "Withdrawn").to_numpy(dtype=np.float32)
+        # A blank outcome stays unknown (NaN) and is left out of the metrics.
+        test_labels = np.where(outcome.isna(), np.nan, outcome == "Withdrawn").astype(np.float32)
     test_builder = OuladFeatureBuilder(test_tables, args.week)
     test_arrays = build_arrays(
         test_builder, vocab, test_idx, np.full(len(test_idx), args.week), test_labels
@@ -301,7 +304,8 @@ def main(argv: list[str] | None = None) -> dict:
         "n_train_examples": len(reg_ids),
         "seconds": {"features": t_features, "train": t_train, "score": t_score},
     }
-    if test_labels is not None and 0 < test_labels.sum() < len(test_labels):
+    known = test_labels[~np.isnan(test_labels)] if test_labels is not None else np.zeros(0)
+    if 0 < known.sum() < len(known):
         metrics = {"edupulse": score_metrics(test_labels, risk)}
         if not args.no_baselines:
             t3 = time.perf_counter()
@@ -316,9 +320,11 @@ def main(argv: list[str] | None = None) -> dict:
                 )
                 metrics[name] = score_metrics(test_labels, fitted.predict(test_arrays))
             report["seconds"]["baselines"] = time.perf_counter() - t3
-        report["positives"] = float(test_labels.mean())
+        report["positives"] = float(known.mean())
         report["metrics"] = metrics
-        print(f"\nweek {args.week}: {len(test_idx)} students, {test_labels.mean():.1%} withdrew")
+        print(
+            f"\nweek {args.week}: {len(known)} students with outcomes, {known.mean():.1%} withdrew"
+        )
         print(f"{'model':<12} {'ROC-AUC':>8} {'PR-AUC':>8} {'Brier':>8}")
         for name, m in metrics.items():
             print(f"{name:<12} {m['roc_auc']:>8.4f} {m['pr_auc']:>8.4f} {m['brier']:>8.4f}")

@@ -496,8 +496,10 @@ def training_pairs(
     """
     reg_out, week_out, label_out = [], [], []
     withdrawn = (regs["final_result"] == "Withdrawn").to_numpy()
+    # A registration without a recorded outcome cannot teach anything.
+    known = regs["final_result"].notna().to_numpy()
     for week in weeks:
-        idx = np.flatnonzero(eligible_mask(regs, week))
+        idx = np.flatnonzero(eligible_mask(regs, week) & known)
         reg_out.append(idx)
         week_out.append(np.full(len(idx), week))
         label_out.append(withdrawn[idx].astype(np.float32))
