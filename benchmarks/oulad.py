@@ -124,7 +124,7 @@ def _modality_dropout(arrays: SequenceArrays, rate: float, seed: int) -> None:
     ]
     for columns in groups:
         drop = np.flatnonzero(rng.random(len(arrays)) < rate)
-        arrays.seq[np.ix_(drop, np.arange(arrays.seq.shape[1]), columns)] = np.nan
+        arrays.seq[np.ix_(drop, np.arange(arrays.seq.shape[1]), np.asarray(columns))] = np.nan
     has_vle = STATIC_NUM_FEATURES.index("has_vle")
     vle_seen = ~np.isnan(arrays.seq[:, :, SEQ_FEATURES.index("vle_clicks_log")]).all(axis=1)
     arrays.static_num[:, has_vle] = np.where(vle_seen, arrays.static_num[:, has_vle], 0.0)
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": {"features": t_features, "train": t_train, "score": t_score},
     }
     known = test_labels[~np.isnan(test_labels)] if test_labels is not None else np.zeros(0)
-    if 0 < known.sum() < len(known):
+    if test_labels is not None and 0 < known.sum() < len(known):
         metrics = {"edupulse": score_metrics(test_labels, risk)}
         if not args.no_baselines:
             t3 = time.perf_counter()

@@ -45,6 +45,13 @@ def _get(arrays: Arrays, key: str) -> np.ndarray | None:
     return None if value is None else np.asarray(value)
 
 
+def _require(arrays: Arrays, key: str) -> np.ndarray:
+    value = _get(arrays, key)
+    if value is None:
+        raise ValueError(f"the arrays have no {key!r}")
+    return value
+
+
 # --------------------------------------------------------------------------- indicator rule
 
 
@@ -89,8 +96,8 @@ class IndicatorRule:
 
 def _valid_steps(arrays: Arrays) -> np.ndarray:
     """[N, T] mask of the steps inside each sequence (padding after ``lengths`` excluded)."""
-    seq = _get(arrays, "seq")
-    lengths = np.asarray(_get(arrays, "lengths")).reshape(-1)
+    seq = _require(arrays, "seq")
+    lengths = np.asarray(_require(arrays, "lengths")).reshape(-1)
     return np.arange(seq.shape[1])[None, :] < lengths[:, None]
 
 
@@ -133,7 +140,7 @@ def indicator_risk(
     would not tell a counselor.
     """
     rule = rule or IndicatorRule()
-    seq = np.asarray(_get(arrays, "seq"))
+    seq = np.asarray(_require(arrays, "seq"))
     n = seq.shape[0]
     names = list(feature_names)
     if len(names) != seq.shape[2]:
@@ -214,11 +221,11 @@ def flatten_features(
     week, and how many weeks are missing. The categorical statics are not included: each
     baseline encodes ``static_cat`` its own way.
     """
-    seq = np.asarray(_get(arrays, "seq"), dtype=np.float64)
+    seq = np.asarray(_require(arrays, "seq"), dtype=np.float64)
     n, t, f = seq.shape
     if len(feature_names) != f:
         raise ValueError(f"{len(feature_names)} feature names for {f} sequence features")
-    lengths = np.asarray(_get(arrays, "lengths")).reshape(-1).astype(np.int64)
+    lengths = np.asarray(_require(arrays, "lengths")).reshape(-1).astype(np.int64)
     valid = _valid_steps(arrays)
     seq = np.where(valid[:, :, None], seq, np.nan)
     rows = np.arange(n)
@@ -334,7 +341,7 @@ def fit_baseline(
     if name == "indicator":
         return fitted
 
-    labels = np.asarray(_get(arrays, "labels")).reshape(-1)
+    labels = np.asarray(_require(arrays, "labels")).reshape(-1)
     keep = ~np.isnan(labels)
     if len(np.unique(labels[keep])) < 2:
         raise ValueError("a baseline needs both classes in its training labels")
@@ -450,5 +457,5 @@ def evaluate_baselines(
             rule=rule,
             seed=seed,
         )
-        results[name] = score_metrics(_get(test_arrays, "labels"), fitted.predict(test_arrays))
+        results[name] = score_metrics(_require(test_arrays, "labels"), fitted.predict(test_arrays))
     return results
