@@ -3,7 +3,7 @@
 from django.db.models import Q, QuerySet
 
 from apps.accounts.models import User
-from apps.students.models import Enrollment, Region, School, Student
+from apps.students.models import Enrollment, School, Student
 
 
 def _scope_filter_for_schools(user: User) -> Q | None:
@@ -53,7 +53,3 @@ def enrollments_visible_to(user: User) -> QuerySet[Enrollment]:
     if user.sees_everything:
         return enrollments
     return enrollments.filter(school__in=schools_visible_to(user).values("pk"))
-
-
-def region_descendants(region: Region) -> QuerySet[Region]:
-    return Region.objects.filter(path__startswith=region.path)

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from apps.accounts.models import User
 from apps.students.catalogue import SUBJECTS
 from apps.students.models import (
     Enrollment,
@@ -15,6 +16,7 @@ from apps.students.models import (
     Region,
     RegionLevel,
     School,
+    StaffScope,
     Student,
     Subject,
 )
@@ -156,3 +158,13 @@ def subjects_load() -> int:
         )
         changed += int(created)
     return changed
+
+
+def staff_scope_grant(
+    *, user: User, school: School | None = None, region: Region | None = None
+) -> StaffScope:
+    """Let `user` see one school, or every school under a region; idempotent."""
+    if (school is None) == (region is None):
+        raise ValidationError(_("Give either a school or a region."))
+    scope, _created = StaffScope.objects.get_or_create(user=user, school=school, region=region)
+    return scope

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
 
-from edupulse.settings.env import Env
+from edupulse.settings.env import WEEKDAYS, Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -140,13 +140,8 @@ USE_TZ = True
 # Bangladesh's academic year runs January to December and schools are closed
 # on Friday and Saturday; other systems change these two variables.
 EDUPULSE_ACADEMIC_YEAR_START = env.month_day("EDUPULSE_ACADEMIC_YEAR_START", "01-01")
-EDUPULSE_SCHOOL_DAYS = env.items("EDUPULSE_SCHOOL_DAYS", ["sun", "mon", "tue", "wed", "thu"])
-_WEEKDAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
-if not EDUPULSE_SCHOOL_DAYS or not set(EDUPULSE_SCHOOL_DAYS) <= _WEEKDAYS:
-    from django.core.exceptions import ImproperlyConfigured
-
-    raise ImproperlyConfigured("EDUPULSE_SCHOOL_DAYS must list weekday names like sun,mon,tue.")
-EDUPULSE_WEEK_START = env.choice("EDUPULSE_WEEK_START", "sun", _WEEKDAYS)
+EDUPULSE_SCHOOL_DAYS = env.weekdays("EDUPULSE_SCHOOL_DAYS", ["sun", "mon", "tue", "wed", "thu"])
+EDUPULSE_WEEK_START = env.choice("EDUPULSE_WEEK_START", "sun", WEEKDAYS)
 
 # --- Static and media -----------------------------------------------------
 STATIC_URL = "static/"

@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+WEEKDAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
 
 class Env:
@@ -59,20 +60,17 @@ class Env:
             raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}.")
         return number
 
-    def number(self, name: str, default: float) -> float:
-        value = self._raw(name)
-        if value is None:
-            return default
-        try:
-            return float(value)
-        except ValueError:
-            raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
-
     def items(self, name: str, default: list[str]) -> list[str]:
         value = self._raw(name)
         if value is None:
             return list(default)
         return [item.strip() for item in value.split(",") if item.strip()]
+
+    def weekdays(self, name: str, default: list[str]) -> list[str]:
+        days = self.items(name, default)
+        if not days or not set(days) <= WEEKDAYS:
+            raise ImproperlyConfigured(f"{name} must list weekday names like sun,mon,tue.")
+        return days
 
     def choice(self, name: str, default: str, choices: set[str]) -> str:
         value = self.text(name, default)

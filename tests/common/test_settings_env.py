@@ -52,6 +52,12 @@ def test_it_reads_the_academic_year_start_as_month_and_day() -> None:
         Env({"S": "13-01"}).month_day("S", "01-01")
 
 
+def test_it_reads_school_days_and_rejects_unknown_weekdays() -> None:
+    assert Env({"D": "sat, sun,mon"}).weekdays("D", ["sun"]) == ["sat", "sun", "mon"]
+    with pytest.raises(ImproperlyConfigured, match="weekday names"):
+        Env({"D": "sunday,monday"}).weekdays("D", ["sun"])
+
+
 def test_it_restricts_choices() -> None:
     assert Env({"L": "bn"}).choice("L", "en", {"en", "bn"}) == "bn"
     with pytest.raises(ImproperlyConfigured, match="not one of: bn, en"):

@@ -10,11 +10,12 @@ from apps.students.services import (
     academic_year_bounds,
     academic_year_of,
     regions_load,
+    staff_scope_grant,
     student_enroll,
     student_transfer,
     subjects_load,
 )
-from tests.factories import SchoolFactory, StudentFactory
+from tests.factories import RegionFactory, SchoolFactory, StudentFactory, UserFactory
 
 
 @pytest.mark.django_db
@@ -80,3 +81,15 @@ def test_a_transfer_closes_one_enrollment_and_opens_the_next() -> None:
     assert (first.exit_date, first.exit_reason) == (dt.date(2026, 5, 10), "transferred")
     assert second.exit_date is None and second.grade_level == 7
     assert Enrollment.objects.filter(student=first.student, exit_date__isnull=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_scope_names_exactly_one_of_school_or_region_and_is_granted_once() -> None:
+    user, school = UserFactory(), SchoolFactory()
+    first = staff_scope_grant(user=user, school=school)
+    assert staff_scope_grant(user=user, school=school) == first
+    assert user.scopes.count() == 1
+    with pytest.raises(ValidationError):
+        staff_scope_grant(user=user)
+    with pytest.raises(ValidationError):
+        staff_scope_grant(user=user, school=school, region=RegionFactory())

@@ -5,7 +5,8 @@ from django.db import transaction
 
 from apps.accounts.models import Role, User
 from apps.accounts.services import user_create
-from apps.students.models import Region, RegionLevel, School, StaffScope
+from apps.students.models import Region, RegionLevel, School
+from apps.students.services import staff_scope_grant
 
 DEMO_PASSWORD = "edupulse-demo"  # noqa: S105 - printed for the local demo only
 
@@ -41,6 +42,6 @@ class Command(BaseCommand):
             if user is None:
                 user = user_create(username=username, password=DEMO_PASSWORD, role=role)
             if school is not None or region is not None:
-                StaffScope.objects.get_or_create(user=user, school=school, region=region)
+                staff_scope_grant(user=user, school=school, region=region)
             where = school or region or "everything"
             self.stdout.write(f"  {username:<12} {role.label:<14} sees {where}")
