@@ -5,6 +5,7 @@ from apps.accounts.admin import UserAdmin
 from apps.accounts.models import User
 from apps.students.models import (
     AttendanceRecord,
+    DataQualityFlag,
     DisciplineIncident,
     Enrollment,
     GradeRecord,
@@ -162,3 +163,21 @@ admin.site.unregister(User)
 @admin.register(User)
 class UserWithScopeAdmin(UserAdmin):
     inlines = [StaffScopeInline]
+
+
+@admin.register(DataQualityFlag)
+class DataQualityFlagAdmin(BigTableAdmin):
+    list_display = ("check_code", "school", "week_start", "value", "source", "resolved")
+    list_filter = ("check_code", "resolved", "source")
+    search_fields = ("school__eiin", "school__name", "source")
+    list_select_related = ("school",)
+    date_hierarchy = "week_start"
+    readonly_fields = (
+        "school",
+        "check_code",
+        "week_start",
+        "source",
+        "value",
+        "detail",
+        *AUDIT_FIELDS,
+    )

@@ -367,3 +367,47 @@ class StaffScope(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.user_id} → {self.school_id or self.region_id}"
+
+
+class QualityCheck(models.TextChoices):
+    NO_ATTENDANCE_WEEK = "no_attendance_week", _("Students with no attendance in a school week")
+    MISSING_MARKS = "missing_marks", _("Missing marks")
+    STALE_DATA = "stale_data", _("No recent data")
+    PERFECT_ATTENDANCE = "perfect_attendance", _("Perfect attendance every day")
+    DROP_TO_ZERO = "drop_to_zero", _("Sudden drop to zero attendance")
+    OUT_OF_RANGE = "out_of_range", _("Value outside its possible range")
+    SUDDEN_CHANGE = "sudden_change", _("Sudden change that looks like a data error")
+
+
+class DataQualityFlag(TimeStampedModel):
+    """A data problem found by an import or the feature build, shown to data managers.
+
+    Shared by ingestion (per job) and the feature store (per week) so that one
+    list answers "can we trust this school's data?".
+    """
+
+    school = models.ForeignKey(
+        School, verbose_name=_("school"), on_delete=models.CASCADE, null=True, blank=True
+    )
+    check_code = models.CharField(_("check"), max_length=30, choices=QualityCheck.choices)
+    week_start = models.DateField(_("week starting"), null=True, blank=True)
+    source = models.CharField(_("source"), max_length=60, help_text=_("Import job or feature set"))
+    value = models.FloatField(_("value"), null=True, blank=True)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+    resolved = models.BooleanField(_("resolved"), default=False)
+
+    class Meta:
+        verbose_name = _("data quality flag")
+        verbose_name_plural = _("data quality flags")
+        ordering = ["-created_at"]
+        constraints = [
+            # Re-running a check updates its flag instead of piling up copies.
+            models.UniqueConstraint(
+                fields=["school", "check_code", "week_start", "source"],
+                name="quality_flag_unique",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_check_code_display()} {self.school_id or ''} {self.week_start or ''}"
