@@ -35,9 +35,25 @@ _EDIT_SCHOOL_DATA = [
     for action in ("add", "change", "delete", "view")
 ]
 
+# Interventions, outcomes and verdicts on predictions are the counselor's work;
+# others read them. The audit trail is for administrators only.
+_VIEW_FEEDBACK = [
+    "feedback.view_intervention",
+    "feedback.view_outcomerecord",
+    "feedback.view_trainingfeedback",
+]
+_RECORD_FEEDBACK = [
+    *_VIEW_FEEDBACK,
+    "feedback.add_intervention",
+    "feedback.change_intervention",
+    "feedback.add_outcomerecord",
+    "feedback.add_trainingfeedback",
+    "feedback.change_trainingfeedback",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.ADMINISTRATOR: ["*"],
-    Role.DATA_MANAGER: _EDIT_SCHOOL_DATA,
-    Role.COUNSELOR: _VIEW_SCHOOL_DATA,
-    Role.ANALYST: _VIEW_SCHOOL_DATA,
+    Role.DATA_MANAGER: [*_EDIT_SCHOOL_DATA, *_VIEW_FEEDBACK],
+    Role.COUNSELOR: [*_VIEW_SCHOOL_DATA, *_RECORD_FEEDBACK],
+    Role.ANALYST: [*_VIEW_SCHOOL_DATA, *_VIEW_FEEDBACK],
 }

@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "apps.common",
     "apps.accounts",
     "apps.students",
+    "apps.feedback",
+    "apps.dashboards",
 ]
 
 MIDDLEWARE = [
@@ -108,7 +110,9 @@ else:
 # --- Auth -----------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "dashboards:login"
+LOGIN_REDIRECT_URL = "dashboards:caseload"
+LOGOUT_REDIRECT_URL = "dashboards:login"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
