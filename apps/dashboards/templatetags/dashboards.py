@@ -55,3 +55,9 @@ def day(value: dt.date | dt.datetime | None, fmt: str = "DATE_FORMAT") -> str:
 @register.filter
 def digits(value: Any) -> str:
     return localise_digits(str(value))
+
+
+@register.filter
+def days(values: Any) -> str:
+    """A list of dates, short, comma-separated."""
+    return ", ".join(day(value, "SHORT_DATE_FORMAT") for value in values)
