@@ -2,6 +2,7 @@ from typing import Any, cast
 
 from django import forms
 from django.db.models import Q
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django_otp.forms import OTPTokenForm
 
@@ -38,8 +39,9 @@ class CaseloadFilterForm(forms.Form):
 
     def __init__(self, *args: Any, options: CaseloadOptions, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        bengali = (get_language() or "").startswith("bn")
         cast(forms.ChoiceField, self.fields["school"]).choices = [("", _("All schools"))] + [
-            (s.pk, s.name) for s in options.schools
+            (s.pk, s.name_bn if bengali and s.name_bn else s.name) for s in options.schools
         ]
         cast(forms.ChoiceField, self.fields["grade"]).choices = [("", _("All grades"))] + [
             (g, g) for g in options.grades

@@ -8,7 +8,6 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -32,9 +31,9 @@ from apps.dashboards.forms import (
 )
 from apps.dashboards.risk import RiskTier, StudentRisk, risk_source
 from apps.dashboards.selectors import (
-    PAGE_SIZE,
     caseload,
     caseload_options,
+    caseload_page,
     new_high_risk_since,
     school_for_user,
     school_overview,
@@ -198,9 +197,7 @@ def caseload_view(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     today = timezone.localdate()
     form, filters = _caseload_filters(request, today)
-    page = Paginator(caseload(user, filters, today=today), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    page = caseload_page(user, filters, today=today, number=request.GET.get("page"))
     source = risk_source()
     risks = source.for_students([row.student_id for row in page])
     rows = [CaseloadRow(enrollment=e, risk=risks.get(e.student_id)) for e in page]
