@@ -167,9 +167,7 @@ def test_the_caseload_costs_the_same_queries_for_many_rows(
     for url in [reverse("dashboards:caseload"), reverse("dashboards:caseload") + "?page=2"]:
         client.get(url)  # the first visit of a session also records the visit
         few = _count_queries(client, url)
-        more = add_students(
-            term.school, 60, year=term.year, today=term.today, offset=len(students)
-        )
+        more = add_students(term.school, 60, year=term.year, today=term.today, offset=len(students))
         for student in more[:10]:
             _plan(student, counselor)
         students += more
