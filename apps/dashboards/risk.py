@@ -3,7 +3,8 @@
 Every risk element of the pages (the caseload's tier, change since last week,
 top reason and "new high-risk since your last visit"; the student page's risk
 history, current factors and feedback buttons; the overview's tier
-distribution) is rendered from `risk_source()`. Until predictions exist it is
+distribution and the students who rose the most) is rendered from
+`risk_source()`. Until predictions exist it is
 `NoPredictions`, which returns nothing, and the pages hide those elements.
 
 To plug the scores in, the predictions work writes a class with the methods of
@@ -77,6 +78,10 @@ class RiskSource(Protocol):
 
     def new_high_risk_count(self, student_ids: QuerySet, since: dt.datetime | None) -> int: ...
 
+    def top_risers(self, school_ids: Sequence[int], limit: int) -> list[StudentRisk]:
+        """The students of these schools whose risk rose the most since last week."""
+        ...
+
     def annotate(self, enrollments: QuerySet[Enrollment]) -> QuerySet[Enrollment]:
         """Add `risk_probability` (and `risk_change`) so the caseload sorts by risk in SQL."""
         ...
@@ -105,6 +110,9 @@ class NoPredictions:
 
     def new_high_risk_count(self, student_ids: QuerySet, since: dt.datetime | None) -> int:
         return 0
+
+    def top_risers(self, school_ids: Sequence[int], limit: int) -> list[StudentRisk]:
+        return []
 
     def annotate(self, enrollments: QuerySet[Enrollment]) -> QuerySet[Enrollment]:
         return enrollments

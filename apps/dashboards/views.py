@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.i18n import set_language
@@ -59,10 +59,13 @@ from apps.feedback.services import (
     intervention_update,
     outcome_record,
 )
-from apps.students.models import Enrollment
+from apps.students.models import Enrollment, Student
 from apps.students.services import academic_year_of
 
 ViewFunc = Callable[..., HttpResponseBase]
+
+# A new plan's default review date: two school weeks on.
+REVIEW_AFTER = dt.timedelta(days=14)
 
 
 def staff_page(view: ViewFunc) -> ViewFunc:
@@ -95,7 +98,7 @@ class SignInView(auth_views.LoginView):
             target = reverse("dashboards:verify")
             next_url = self.get_redirect_url()
             if next_url:
-                target += "?" + f"next={next_url}"
+                target += "?" + urlencode({"next": next_url})
             response = redirect(target)
         # Sign-in brings back the language the person chose last time, on any device.
         if user.preferred_language:
@@ -387,7 +390,10 @@ def student_view(request: HttpRequest, pk: int) -> HttpResponse:
     context["intervention_form"] = InterventionForm(
         student=student,
         user=_user(request),
-        initial={"start_date": context["today"], "review_date": context["today"]},
+        initial={
+            "start_date": context["today"],
+            "review_date": context["today"] + REVIEW_AFTER,
+        },
     )
     context["outcome_form"] = OutcomeForm(
         student=student, initial={"observed_on": context["today"]}
@@ -409,7 +415,7 @@ def intervention_create_view(request: HttpRequest, pk: int) -> HttpResponse:
         request.POST or None,
         student=student,
         user=user,
-        initial={"start_date": today, "review_date": today + dt.timedelta(days=14)},
+        initial={"start_date": today, "review_date": today + REVIEW_AFTER},
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -564,12 +570,19 @@ def overview_view(request: HttpRequest) -> HttpResponse:
         overview = school_overview(school, today=today)
         source = risk_source()
         tier_counts = source.tier_counts([school.pk])
+        risers = source.top_risers([school.pk], 10)
+        students = Student.objects.in_bulk([risk.student_id for risk in risers])
         context.update(
             {
                 "overview": overview,
                 "risk_available": source.available,
                 "tier_counts": [
                     (label, tier_counts.get(value, 0)) for value, label in RiskTier.choices
+                ],
+                "risers": [
+                    (students[risk.student_id], risk)
+                    for risk in risers
+                    if risk.student_id in students
                 ],
                 "trend_chart": {
                     "labels": [w.week_start.isoformat() for w in overview.weekly],

@@ -170,6 +170,10 @@ class StaticRiskSource:
             and (since is None or r.scored_at > since)
         )
 
+    def top_risers(self, school_ids: Sequence[int], limit: int) -> list[StudentRisk]:
+        rising = [r for r in self.risks.values() if r.is_rising]
+        return sorted(rising, key=lambda r: -(r.change_since_last_week or 0))[:limit]
+
     def annotate(self, enrollments: QuerySet[Enrollment]) -> QuerySet[Enrollment]:
         whens = [When(student_id=pk, then=Value(r.probability)) for pk, r in self.risks.items()]
         return enrollments.annotate(

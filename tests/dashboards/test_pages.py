@@ -121,6 +121,8 @@ def test_risk_elements_render_from_the_hook(
     assert 'name="verdict" value="agree"' in student
     overview = client.get(reverse("dashboards:overview")).content.decode()
     assert "Risk tiers" in overview
+    assert "Students whose risk rose the most" in overview
+    assert students[0].name in overview  # rising by 5 points in make_risks
 
 
 def test_without_predictions_the_risk_elements_are_hidden(term: Term, counselor: User) -> None:
