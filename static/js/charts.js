@@ -26,7 +26,8 @@
       pointRadius: 2,
       tension: 0.2
     }];
-    if (data.interventions && canvas.dataset.markerLabel) {
+    var marked = (data.interventions || []).some(function (v) { return v !== null; });
+    if (marked && canvas.dataset.markerLabel) {
       datasets.push({
         label: canvas.dataset.markerLabel,
         data: data.interventions,
