@@ -45,23 +45,24 @@ from apps.students.selectors import (
     students_visible_to,
 )
 from apps.students.services import academic_year_bounds, academic_year_of
-from edupulse.settings.env import WEEKDAYS
 
 # Bangladesh's secondary certificate pass mark: 33 of 100.
 PASS_FRACTION = Decimal("0.33")
 ATTENDED = (AttendanceStatus.PRESENT, AttendanceStatus.LATE)
 PAGE_SIZE = 50
+# In date.weekday() order; the settings hold these names.
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def week_start_of(day: dt.date) -> dt.date:
     """The first day of the school week a date falls in (EDUPULSE_WEEK_START)."""
-    first = list(WEEKDAYS).index(settings.EDUPULSE_WEEK_START)
+    first = WEEKDAY_NAMES.index(settings.EDUPULSE_WEEK_START)
     return day - dt.timedelta(days=(day.weekday() - first) % 7)
 
 
 def school_days_between(start: dt.date, end: dt.date) -> list[dt.date]:
     """The days schools are open (EDUPULSE_SCHOOL_DAYS) from start to end, both included."""
-    open_days = {list(WEEKDAYS).index(name) for name in settings.EDUPULSE_SCHOOL_DAYS}
+    open_days = {WEEKDAY_NAMES.index(name) for name in settings.EDUPULSE_SCHOOL_DAYS}
     span = (end - start).days + 1
     days = (start + dt.timedelta(days=offset) for offset in range(max(span, 0)))
     return [day for day in days if day.weekday() in open_days]

@@ -4,7 +4,8 @@
 (function () {
   "use strict";
   var lang = document.documentElement.lang === "bn" ? "bn-BD" : "en-GB";
-  var dateFormat = new Intl.DateTimeFormat(lang, { day: "numeric", month: "short" });
+  // Week starts are calendar dates: format them in UTC so no time zone shifts the day.
+  var dateFormat = new Intl.DateTimeFormat(lang, { day: "numeric", month: "short", timeZone: "UTC" });
   var numberFormat = new Intl.NumberFormat(lang, { maximumFractionDigits: 0 });
 
   function weekLabel(iso) {
