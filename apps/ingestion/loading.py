@@ -416,7 +416,21 @@ def upsert(
                 if target.update_only:
                     _update_batch(cursor, src, target, columns, now, first, last)
                 else:
-                    _insert_batch(cursor, src, target, columns, now, first, last)
+                    # No staged key is stored yet (a first load): a plain
+                    # INSERT skips ON CONFLICT's speculative insertion, which
+                    # costs about half again. A concurrent import of the same
+                    # keys then fails this job on the unique index, leaving
+                    # nothing written.
+                    _insert_batch(
+                        cursor,
+                        src,
+                        target,
+                        columns,
+                        now,
+                        first,
+                        last,
+                        on_conflict=result.updated > 0 or bool(target.conflict_where),
+                    )
                 if progress is not None:
                     progress(last)
         if target.table == _t(Student) and remaining:
@@ -444,6 +458,7 @@ def _insert_batch(
     now: dt.datetime,
     first: int,
     last: int,
+    on_conflict: bool = True,
 ) -> None:
     all_columns = [*target.key, *target.columns]
     names = [_q(c) for c in all_columns]
@@ -483,9 +498,10 @@ def _insert_batch(
     action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
     sql = (
         f"INSERT INTO {_q(target.table)} ({', '.join(names)}) "  # noqa: S608
-        f"SELECT {', '.join(select)} FROM {src} WHERE line BETWEEN %s AND %s ORDER BY {order} "
-        f"ON CONFLICT ({conflict}) {action}"
+        f"SELECT {', '.join(select)} FROM {src} WHERE line BETWEEN %s AND %s ORDER BY {order}"
     )
+    if on_conflict:
+        sql += f" ON CONFLICT ({conflict}) {action}"
     cursor.execute(sql, [*params, first, last])
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files import File
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -353,6 +353,13 @@ def _load(
         after_batch(job.pk, line)
 
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The job row commits in this same transaction, so a server crash
+            # just after COMMIT loses both together (the job goes stale and is
+            # restarted); in exchange COMMIT does not wait for the WAL flush
+            # of a few hundred MB.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
         for target in TARGETS[job.kind]:
             results[target.name] = upsert(
                 stage, target, present=present, now=now, progress=progress
@@ -394,8 +401,6 @@ def _load(
 
 
 def _job_schools(stage: Stage, kind: str, figures: dict[int, Any]) -> list[int]:
-    from django.db import connection
-
     if kind in (ImportKind.HOLIDAYS, ImportKind.GRADES):
         return list(figures)
     column = "school_id" if kind != ImportKind.SCHOOLS else "eiin"

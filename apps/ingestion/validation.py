@@ -186,7 +186,7 @@ class Validator:
         self.scope = scope
         self.sheet = sheet
         self.refs = references or References()
-        self.today = today or dt.date.today()
+        self.today = today or dt.datetime.now(dt.UTC).date()
         self.specs = {spec.name: spec for spec in FIELDS[kind]}
 
     # -- helpers ---------------------------------------------------------
@@ -225,15 +225,21 @@ class Validator:
     def validate(self, frame: pd.DataFrame) -> ChunkResult:
         frame = frame.reset_index(drop=True)
         lines = frame["_line"].to_numpy(dtype=np.int64)
-        data_columns = [c for c in frame.columns if c != "_line"]
+        columns = {
+            name: parse_column(spec, frame[name])
+            for name, spec in self.specs.items()
+            if name in self.present
+        }
         # Blank rows (a spreadsheet's empty lines, or ",,,,") are not records.
-        if data_columns:
-            filled = np.zeros(len(frame), dtype=bool)
-            for name in data_columns:
-                filled |= frame[name].astype(str).str.strip().to_numpy() != ""
-            frame = frame[filled].reset_index(drop=True)
+        filled = np.zeros(len(frame), dtype=bool)
+        for column in columns.values():
+            blank = np.array([not t.strip() for t in column.texts], dtype=bool)
+            filled |= ~blank[column.codes]
+        if not filled.all():
             lines = lines[filled]
-        n = len(frame)
+            for column in columns.values():
+                column.codes = column.codes[filled]
+        n = len(lines)
         problems: list[Problem] = []
         bad = np.zeros(n, dtype=bool)
         truncated = frame.attrs.get("truncated_line")
@@ -243,11 +249,8 @@ class Validator:
             bad |= mask
 
         parsed: dict[str, Parsed] = {}
-        for name, spec in self.specs.items():
-            if name in self.present:
-                column = parse_column(spec, frame[name])
-            else:
-                column = blank_column(n)
+        for name in self.specs:
+            column = columns.get(name) or blank_column(n)
             parsed[name] = column
             errors = column.errors
             if any(e is not None for e in errors):
