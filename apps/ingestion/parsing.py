@@ -68,13 +68,15 @@ def _number(text: str) -> float | None:
 
 
 def parse_one(spec: Field, raw: str) -> tuple[Any, tuple[str, dict[str, Any]] | None]:
-    text = unicodedata.normalize("NFC", raw).strip()
+    text = raw.strip()
     if text == "":
         if spec.blank:
             return None, None
         return None, ("missing_value", {})
     if len(text) > spec.max_length:
+        # Checked before anything else touches the text: a 50 MB cell costs one len().
         return None, ("too_long", {"length": len(text), "limit": spec.max_length})
+    text = unicodedata.normalize("NFC", text)
     if spec.type == "text":
         return text, None
     if spec.type == "choice":

@@ -14,7 +14,6 @@ import codecs
 import csv
 import datetime as dt
 import hashlib
-import io
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from pathlib import Path
 import pandas as pd
 from django.conf import settings
 
-from apps.ingestion.formats import FIELDS
 from apps.ingestion.headers import HeaderMatch, header_score, match_header
 from apps.ingestion.problems import FileRejected
 
@@ -189,21 +187,24 @@ def read_csv(
     names = {position: name for name, position in positions}
 
     def chunks() -> Iterator[pd.DataFrame]:
-        reader = pd.read_csv(
-            path,
-            sep=delimiter,
-            header=None,
-            skiprows=header_index + 1,
-            usecols=[position for _name, position in positions],
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            encoding=info.encoding,
-            chunksize=chunk_rows,
-            engine="c",
-            quotechar='"',
-        )
+        try:
+            reader = pd.read_csv(
+                path,
+                sep=delimiter,
+                header=None,
+                skiprows=header_index + 1,
+                usecols=[position for _name, position in positions],
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                skip_blank_lines=False,
+                encoding=info.encoding,
+                chunksize=chunk_rows,
+                engine="c",
+                quotechar='"',
+            )
+        except pd.errors.EmptyDataError:
+            return  # a header and nothing under it
         first_line = header_index + 2
         pending: pd.DataFrame | None = None
         try:
@@ -323,8 +324,3 @@ def open_chunks(
     return match, chunks, ""
 
 
-def fields_of(kind: str) -> list[str]:
-    return [spec.name for spec in FIELDS[kind]]
-
-
-__all__ = ["FileInfo", "inspect_file", "open_chunks", "file_checksum", "io"]

@@ -76,6 +76,30 @@ def import_job_progress(job: ImportJob) -> dict[str, Any]:
     }
 
 
+def import_task_progress(task_id: str, user: User) -> dict[str, Any] | None:
+    """The import job behind a Celery task id, for GET /api/v1/tasks/{id}."""
+    from apps.ingestion.selectors import import_jobs_visible_to
+
+    job = import_jobs_visible_to(user).filter(celery_task_id=task_id).first()
+    if job is None:
+        return None
+    state = {
+        ImportStatus.QUEUED: "PENDING",
+        ImportStatus.VALIDATING: "STARTED",
+        ImportStatus.LOADING: "STARTED",
+    }.get(job.status, "SUCCESS")
+    return {
+        "state": state,
+        "import_job": job.pk,
+        "kind": job.kind,
+        **import_job_progress(job),
+        "rows_inserted": job.rows_inserted,
+        "rows_updated": job.rows_updated,
+        "rows_unchanged": job.rows_unchanged,
+        "error_count": job.error_count,
+    }
+
+
 @transaction.atomic
 def import_job_create(
     *,
