@@ -1,3 +1,4 @@
+from celery.backends.base import DisabledBackend
 from celery.result import AsyncResult
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -43,8 +44,12 @@ class TaskView(APIView):
     )
     def get(self, request: Request, task_id: str) -> Response:
         result = AsyncResult(task_id)
-        state = result.state
-        payload = result.result if result.ready() else None
+        if isinstance(result.backend, DisabledBackend):
+            # No result backend (the embedded default runs tasks inline).
+            state, payload = "PENDING", None
+        else:
+            state = result.state
+            payload = result.result if result.ready() else None
         if isinstance(payload, BaseException):
             payload = {"error": type(payload).__name__}
         progress = task_progress(task_id, request.user)  # type: ignore[arg-type]

@@ -147,9 +147,7 @@ class ImportJobAdmin(admin.ModelAdmin):
                 form.add_error("file", _("The file is too large."))
             else:
                 import_job_enqueue(job=job)
-                messages.success(
-                    request, _("Import job #%(job)s was queued.") % {"job": job.pk}
-                )
+                messages.success(request, _("Import job #%(job)s was queued.") % {"job": job.pk})
                 return HttpResponseRedirect(
                     reverse("admin:ingestion_importjob_change", args=[job.pk])
                 )

@@ -18,7 +18,6 @@ MESSAGES: dict[str, Promise] = {
     # The file as a whole
     "empty_file": _("The file is empty."),
     "header_only": _("The file has a header row but no data rows."),
-    "no_header": _("No header row with the required columns was found in the first rows."),
     "missing_column": _("The required column “%(field)s” is missing."),
     "duplicate_column": _("Columns “%(first)s” and “%(second)s” both mean “%(field)s”."),
     "not_csv_or_xlsx": _("This is not a CSV file or an Excel (.xlsx) workbook."),
@@ -81,14 +80,12 @@ MESSAGES: dict[str, Promise] = {
     ),
     "ignored_column": _("The column “%(column)s” is not used and was ignored."),
     "same_file": _("This file was already imported as job #%(job)s; rows already stored are kept."),
-    "skipped_file": _("%(name)s was skipped: %(other)s holds the same data."),
 }
 
 FILE_LEVEL_CODES = frozenset(
     {
         "empty_file",
         "header_only",
-        "no_header",
         "missing_column",
         "duplicate_column",
         "not_csv_or_xlsx",

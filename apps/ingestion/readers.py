@@ -322,5 +322,3 @@ def open_chunks(
         return read_xlsx(path, kind, sheet, chunk_rows)
     match, chunks = read_csv(path, info, kind, chunk_rows)
     return match, chunks, ""
-
-

@@ -496,7 +496,8 @@ def import_jobs_fail_stale(*, older_than: dt.timedelta | None = None) -> list[in
     The worker's transaction rolled back with its connection, so nothing it
     loaded is in the tables; the job can be restarted.
     """
-    older_than = older_than or dt.timedelta(minutes=settings.EDUPULSE_IMPORT_STALE_MINUTES)
+    if older_than is None:
+        older_than = dt.timedelta(minutes=settings.EDUPULSE_IMPORT_STALE_MINUTES)
     cutoff = timezone.now() - older_than
     stale = list(
         ImportJob.objects.filter(status__in=RUNNING_STATUSES, heartbeat_at__lt=cutoff).values_list(

@@ -8,7 +8,9 @@ from tests.factories import EnrollmentFactory, SchoolFactory, StudentFactory
 @pytest.fixture
 def world(db: None) -> dict[str, object]:
     """Two schools in one upazila, three students enrolled for 2026 at the first."""
-    division = Region.objects.create(level=RegionLevel.DIVISION, code="D1", name="Rangpur", path="/D1/")
+    division = Region.objects.create(
+        level=RegionLevel.DIVISION, code="D1", name="Rangpur", path="/D1/"
+    )
     district = Region.objects.create(
         level=RegionLevel.DISTRICT, code="Z1", name="Kurigram", parent=division, path="/D1/Z1/"
     )

@@ -21,7 +21,13 @@ def run_import(
         content = content.encode("utf-8")
     path.write_bytes(content)
     job = import_job_create(
-        kind=kind, source=path, file_name=name, policy=policy, user=user, dry_run=dry_run, sheet=sheet
+        kind=kind,
+        source=path,
+        file_name=name,
+        policy=policy,
+        user=user,
+        dry_run=dry_run,
+        sheet=sheet,
     )
     return import_job_run(job_id=job.pk)
 

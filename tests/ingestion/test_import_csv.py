@@ -33,7 +33,9 @@ def test_it_imports_attendance_and_a_second_import_changes_nothing(world, tmp_pa
         second = run_import(tmp_path, ImportKind.ATTENDANCE, ATTENDANCE, name="again.csv")
         assert (second.rows_inserted, second.rows_updated, second.rows_unchanged) == (0, 0, 3)
         assert second.same_file_as == first
-        corrected = ATTENDANCE.replace("S-2,100001,2026-03-01,absent", "S-2,100001,2026-03-01,excused")
+        corrected = ATTENDANCE.replace(
+            "S-2,100001,2026-03-01,absent", "S-2,100001,2026-03-01,excused"
+        )
         third = run_import(tmp_path, ImportKind.ATTENDANCE, corrected, name="fixed.csv")
         assert (third.rows_inserted, third.rows_updated, third.rows_unchanged) == (0, 1, 2)
         assert AttendanceRecord.objects.get(student__student_id="S-2").status == "excused"
@@ -119,7 +121,9 @@ def test_bengali_digits_are_numbers_and_dates(world, tmp_path: Path) -> None:
 
 
 def test_a_missing_required_column_rejects_the_file(world, tmp_path: Path) -> None:
-    job = run_import(tmp_path, ImportKind.ATTENDANCE, "student_id,eiin,date\nS-1,100001,2026-03-01\n")
+    job = run_import(
+        tmp_path, ImportKind.ATTENDANCE, "student_id,eiin,date\nS-1,100001,2026-03-01\n"
+    )
     assert job.status == ImportStatus.REJECTED
     problem = job.problems.get()
     assert problem.code == "missing_column"
@@ -136,9 +140,15 @@ def test_extra_columns_are_ignored_with_a_warning(world, tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     ("content", "code"),
-    [(b"", "empty_file"), (b"\n\n  \n", "empty_file"), (b"student_id,eiin,date,status\n", "header_only")],
+    [
+        (b"", "empty_file"),
+        (b"\n\n  \n", "empty_file"),
+        (b"student_id,eiin,date,status\n", "header_only"),
+    ],
 )
-def test_empty_and_header_only_files_are_rejected(world, tmp_path: Path, content: bytes, code: str) -> None:
+def test_empty_and_header_only_files_are_rejected(
+    world, tmp_path: Path, content: bytes, code: str
+) -> None:
     job = run_import(tmp_path, ImportKind.ATTENDANCE, content)
     assert job.status == ImportStatus.REJECTED
     assert codes(job) == [code]
@@ -179,7 +189,9 @@ def test_a_binary_file_is_rejected_by_content_not_name(world, tmp_path: Path) ->
     assert codes(job) == ["not_csv_or_xlsx"]
 
 
-def test_duplicates_unknown_students_and_bad_values_reject_everything(world, tmp_path: Path) -> None:
+def test_duplicates_unknown_students_and_bad_values_reject_everything(
+    world, tmp_path: Path
+) -> None:
     content = ATTENDANCE + (
         "S-1,100001,2026-03-01,present\n"  # line 5 repeats line 2
         "S-404,100001,2026-03-02,present\n"
@@ -238,7 +250,12 @@ def test_values_out_of_range_are_reported(world, tmp_path: Path) -> None:
 
 
 def test_a_50_mb_cell_is_reported_not_loaded(world, tmp_path: Path) -> None:
-    content = b"student_id,eiin,date,status\n" + b"S-1,100001,2026-03-01," + b"x" * (50 * 1024 * 1024) + b"\n"
+    content = (
+        b"student_id,eiin,date,status\n"
+        + b"S-1,100001,2026-03-01,"
+        + b"x" * (50 * 1024 * 1024)
+        + b"\n"
+    )
     job = run_import(tmp_path, ImportKind.ATTENDANCE, content)
     assert job.status == ImportStatus.REJECTED
     problem = job.problems.get()
