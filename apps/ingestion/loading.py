@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db import connection
+from django.db import connection, models
 
 from apps.ingestion.models import ImportKind
 from apps.students.models import (
@@ -124,7 +124,7 @@ class Target:
     fed_by: tuple[tuple[str, str], ...] = ()
 
 
-def _t(model: type) -> str:
+def _t(model: type[models.Model]) -> str:
     return str(model._meta.db_table)
 
 
@@ -243,7 +243,7 @@ TARGETS: dict[str, list[Target]] = {
             key=("student_id", "school_id", "academic_year"),
             columns=("grade_level", "section", "entry_date", "exit_date", "exit_reason"),
             source=(
-                "SELECT s.line, st.id AS student_id, s.school_id, s.academic_year, s.grade_level, "
+                "SELECT s.line, st.id AS student_id, s.school_id, s.academic_year, s.grade_level, "  # noqa: S608
                 "s.section, s.entry_date, s.exit_date, s.exit_reason FROM {stage} s "
                 f"JOIN {_t(Student)} st ON st.student_id = s.sid"
             ),

@@ -40,7 +40,7 @@ from apps.students.selectors import schools_visible_to
 logger = logging.getLogger(__name__)
 
 MAX_STORED_PROBLEMS = 10_000
-SIGNAL_KINDS = {
+SIGNAL_KINDS: dict[str, list[str]] = {
     ImportKind.ROSTER: ["enrollments"],
     ImportKind.EXITS: ["enrollments"],
     ImportKind.ATTENDANCE: ["attendance"],
@@ -83,11 +83,12 @@ def import_task_progress(task_id: str, user: User) -> dict[str, Any] | None:
     job = import_jobs_visible_to(user).filter(celery_task_id=task_id).first()
     if job is None:
         return None
-    state = {
+    states: dict[str, str] = {
         ImportStatus.QUEUED: "PENDING",
         ImportStatus.VALIDATING: "STARTED",
         ImportStatus.LOADING: "STARTED",
-    }.get(job.status, "SUCCESS")
+    }
+    state = states.get(job.status, "SUCCESS")
     return {
         "state": state,
         "import_job": job.pk,
@@ -155,6 +156,15 @@ def import_job_create(
     if expected_checksum and expected_checksum.lower() != checksum:
         _finish_rejected(job, [Problem(code="truncated_upload")])
     return job
+
+
+def import_job_already_done(*, kind: str, path: Path) -> bool:
+    """Whether a file with this content was already imported (not a dry run) as this kind."""
+    from apps.ingestion.readers import file_checksum
+
+    return ImportJob.objects.filter(
+        kind=kind, checksum=file_checksum(path), status=ImportStatus.DONE, dry_run=False
+    ).exists()
 
 
 def import_job_enqueue(*, job: ImportJob) -> ImportJob:

@@ -1,4 +1,5 @@
 import datetime as dt
+
 import pytest
 
 from apps.students.models import Region, RegionLevel, Subject

@@ -17,8 +17,7 @@ from django.urls import reverse
 from openpyxl import Workbook
 from rest_framework.test import APIClient
 
-from apps.accounts.models import Role
-from apps.accounts.models import User
+from apps.accounts.models import Role, User
 from apps.accounts.services import roles_sync, user_create
 from apps.ingestion import services
 from apps.ingestion.models import ImportJob, ImportKind, ImportStatus

@@ -77,9 +77,11 @@ def _write_xlsx(frame: pd.DataFrame, path: Path, sheet: str) -> None:
     workbook.save(path)
 
 
-def district_to_files(district: DemoDistrict, out_dir: Path) -> list[Path]:
+def district_to_files(district: DemoDistrict, out_dir: Path, *, xlsx: bool = True) -> list[Path]:
     """The same district as the CSV and XLSX files documented in docs/data-formats.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("attendance_*.csv"):
+        stale.unlink()  # years of an earlier, longer district
     written: list[Path] = []
 
     def csv(frame: pd.DataFrame, name: str) -> None:
@@ -103,6 +105,8 @@ def district_to_files(district: DemoDistrict, out_dir: Path) -> list[Path]:
     incidents["date"] = _dates(incidents["date"])
     csv(incidents, "incidents.csv")
     csv(district.holidays, "holidays.csv")
+    if not xlsx:
+        return written
     for frame, name, sheet in (
         (roster, "roster.xlsx", "Roster"),
         (grades[GRADE_COLUMNS], "grades.xlsx", "Marks"),

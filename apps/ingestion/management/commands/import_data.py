@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.ingestion.formats import FILE_NAME_HINTS
 from apps.ingestion.models import BACKFILL_ORDER, ImportJob, ImportKind, ImportPolicy, ImportStatus
 from apps.ingestion.problems import render_message
-from apps.ingestion.services import import_job_create, import_job_run
+from apps.ingestion.services import import_job_already_done, import_job_create, import_job_run
 
 SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx"}
 SHOWN_PROBLEMS = 20
@@ -37,7 +37,7 @@ def files_for(kind: str, directory: Path) -> tuple[list[tuple[str, Path]], list[
             continue
         if kind in ("auto", file_kind):
             chosen.append((file_kind, path))
-    order = {k: i for i, k in enumerate(BACKFILL_ORDER)}
+    order: dict[str, int] = {str(k): i for i, k in enumerate(BACKFILL_ORDER)}
     chosen.sort(key=lambda item: (order[item[0]], item[1].name))
     return chosen, skipped
 
@@ -64,6 +64,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--quiet-problems", action="store_true", help="Print counts but not the problems."
         )
+        parser.add_argument(
+            "--skip-known",
+            action="store_true",
+            help="Skip files already imported successfully (same kind and checksum).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["path"]
@@ -87,6 +92,9 @@ class Command(BaseCommand):
             raise CommandError(f"{path} does not exist.", returncode=2)
         failed = False
         for file_kind, file_path in files:
+            if options["skip_known"] and import_job_already_done(kind=file_kind, path=file_path):
+                self.stdout.write(f"skipped {file_path.name} (already imported)")
+                continue
             job = import_job_create(
                 kind=file_kind,
                 source=file_path,

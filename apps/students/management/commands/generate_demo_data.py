@@ -47,6 +47,11 @@ class Command(BaseCommand):
         parser.add_argument("--district", default="Kurigram", help="A real district's name.")
         parser.add_argument("--out", type=Path, default=None, help="Write files here instead.")
         parser.add_argument(
+            "--csv-only",
+            action="store_true",
+            help="With --out, skip the Excel copies (writing them is the slow part).",
+        )
+        parser.add_argument(
             "--if-empty",
             action="store_true",
             help="Do nothing (and succeed) when the database already holds students "
@@ -86,7 +91,7 @@ class Command(BaseCommand):
         regions_load()
         subjects_load()
         if options["out"] is not None:
-            for path in district_to_files(district, options["out"]):
+            for path in district_to_files(district, options["out"], xlsx=not options["csv_only"]):
                 self.stdout.write(f"  wrote {path}")
             return
 
@@ -101,7 +106,7 @@ class Command(BaseCommand):
         # The database is filled the way a district's would be: from files,
         # through the import pipeline.
         with tempfile.TemporaryDirectory(prefix="edupulse-demo-") as directory:
-            district_to_files(district, Path(directory))
+            district_to_files(district, Path(directory), xlsx=False)
             call_command("import_data", "auto", directory, "--quiet-problems", stdout=self.stdout)
         elapsed = time.perf_counter() - started
         self.stdout.write(self.style.SUCCESS(f"Loaded the district in {elapsed:.1f}s."))
