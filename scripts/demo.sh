@@ -20,9 +20,13 @@ manage() { .venv/bin/python manage.py "$@"; }
 
 step "migrate" manage migrate --noinput -v0
 step "regions" manage load_regions
-# Keeps an existing district: delete var/edupulse.sqlite3 to start over.
-step "synthetic district" manage generate_demo_data --schools 12 --students 6000 --years 2 \
-    --seed 7 --if-empty
+# The district arrives as files and goes in through the import pipeline, as a
+# real district's would. Keeps an existing district (no new files, and files
+# already imported are skipped by checksum): delete var/edupulse.sqlite3 to
+# start over.
+step "synthetic district files" manage generate_demo_data --schools 12 --students 6000 \
+    --years 2 --seed 7 --if-empty --csv-only --out var/demo-files
+step "import district" manage import_data auto var/demo-files --skip-known --quiet-problems
 step "demo accounts" manage create_demo_accounts
 
 if [ "${EDUPULSE_DEMO_NO_SERVE:-0}" = "1" ]; then

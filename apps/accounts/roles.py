@@ -51,9 +51,18 @@ _RECORD_FEEDBACK = [
     "feedback.change_trainingfeedback",
 ]
 
+# Data managers upload files and read every job in their scope; jobs are a
+# record, so nobody changes or deletes them by hand.
+_IMPORT_DATA = [
+    "ingestion.add_importjob",
+    "ingestion.view_importjob",
+    "ingestion.view_importproblem",
+    "students.view_dataqualityflag",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.ADMINISTRATOR: ["*"],
-    Role.DATA_MANAGER: [*_EDIT_SCHOOL_DATA, *_VIEW_FEEDBACK],
+    Role.DATA_MANAGER: [*_EDIT_SCHOOL_DATA, *_IMPORT_DATA, *_VIEW_FEEDBACK],
     Role.COUNSELOR: [*_VIEW_SCHOOL_DATA, *_RECORD_FEEDBACK],
     Role.ANALYST: [*_VIEW_SCHOOL_DATA, *_VIEW_FEEDBACK],
 }

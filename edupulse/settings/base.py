@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "apps.students",
     "apps.feedback",
     "apps.dashboards",
+    "apps.ingestion",
 ]
 
 MIDDLEWARE = [
@@ -157,6 +158,15 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+
+# --- Imports --------------------------------------------------------------
+# Uploads larger than this are refused before they are read; an XLSX whose
+# parts would unpack to more than EDUPULSE_XLSX_MAX_UNPACKED_MB is a zip bomb.
+EDUPULSE_UPLOAD_MAX_MB = env.integer("EDUPULSE_UPLOAD_MAX_MB", 200, minimum=1)
+EDUPULSE_XLSX_MAX_UNPACKED_MB = env.integer("EDUPULSE_XLSX_MAX_UNPACKED_MB", 2000, minimum=1)
+# A running import with no heartbeat for this long belongs to a dead worker.
+EDUPULSE_IMPORT_STALE_MINUTES = env.integer("EDUPULSE_IMPORT_STALE_MINUTES", 30, minimum=1)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads stream to a temporary file
 
 # --- Celery ---------------------------------------------------------------
 CELERY_BROKER_URL = env.url(

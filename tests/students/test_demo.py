@@ -129,6 +129,7 @@ def test_the_command_loads_the_district_and_refuses_a_second_load() -> None:
     assert Student.objects.count() == 120
 
 
+@pytest.mark.django_db
 def test_the_command_writes_import_files(tmp_path: Path) -> None:
     call_command(
         "generate_demo_data",
@@ -157,6 +158,8 @@ def test_the_command_writes_import_files(tmp_path: Path) -> None:
     } <= names
     roster = pd.read_csv(tmp_path / "roster.csv")
     assert list(roster.columns)[:3] == ["student_id", "name", "name_bn"]
+    # Only transfers carry their exit in the roster; the rest come in exits.csv.
+    assert set(roster["exit_reason"].dropna()) <= {"transferred"}
     sheet = load_workbook(tmp_path / "grades.xlsx", read_only=True).active
     header = next(sheet.iter_rows(values_only=True))
     assert header[:3] == ("student_id", "academic_year", "term")

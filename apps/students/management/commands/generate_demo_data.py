@@ -1,15 +1,17 @@
 import datetime as dt
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from apps.students.demo.generator import DemoConfig, generate_district
-from apps.students.demo.writers import district_to_database, district_to_files
+from apps.students.demo.writers import district_to_files
 from apps.students.models import Region, RegionLevel, Student
 from apps.students.services import REGIONS_DATA_DIR, regions_load, subjects_load
 
@@ -24,8 +26,9 @@ def _date(value: str) -> dt.date:
 class Command(BaseCommand):
     help = (
         "Generate a synthetic district (schools, students, enrollments, daily attendance, "
-        "marks, incidents, dropouts with precursors) into the database, or with --out as "
-        "import files. Deterministic for a seed and as-of date."
+        "marks, incidents, dropouts with precursors) as import files (--out) or, without "
+        "--out, imported into the database through the ingestion pipeline. Deterministic "
+        "for a seed and as-of date."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -44,13 +47,19 @@ class Command(BaseCommand):
         parser.add_argument("--district", default="Kurigram", help="A real district's name.")
         parser.add_argument("--out", type=Path, default=None, help="Write files here instead.")
         parser.add_argument(
+            "--csv-only",
+            action="store_true",
+            help="With --out, skip the Excel copies (writing them is the slow part).",
+        )
+        parser.add_argument(
             "--if-empty",
             action="store_true",
-            help="Do nothing (and succeed) when the database already holds students.",
+            help="Do nothing (and succeed) when the database already holds students "
+            "(with --out too: the files of the loaded district are kept).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["if_empty"] and options["out"] is None and Student.objects.exists():
+        if options["if_empty"] and Student.objects.exists():
             self.stdout.write("The database already holds students; nothing generated.")
             return
         if options["schools"] < 1 or options["students"] < 10 or options["years"] < 1:
@@ -78,8 +87,11 @@ class Command(BaseCommand):
             f"Generated in {time.perf_counter() - started:.1f}s (as of {config.as_of})."
         )
 
+        # The subject catalogue is reference data the marks files refer to.
+        regions_load()
+        subjects_load()
         if options["out"] is not None:
-            for path in district_to_files(district, options["out"]):
+            for path in district_to_files(district, options["out"], xlsx=not options["csv_only"]):
                 self.stdout.write(f"  wrote {path}")
             return
 
@@ -88,12 +100,13 @@ class Command(BaseCommand):
                 "The database already holds students; the demo loads into an empty one "
                 "(delete var/edupulse.sqlite3 or use a fresh DATABASE_URL)."
             )
-        regions_load()
-        subjects_load()
         if not Region.objects.filter(level=RegionLevel.DISTRICT, name=config.district).exists():
             raise CommandError(f"District {config.district!r} is missing from the regions.")
         started = time.perf_counter()
-        counts = district_to_database(district)
+        # The database is filled the way a district's would be: from files,
+        # through the import pipeline.
+        with tempfile.TemporaryDirectory(prefix="edupulse-demo-") as directory:
+            district_to_files(district, Path(directory), xlsx=False)
+            call_command("import_data", "auto", directory, "--quiet-problems", stdout=self.stdout)
         elapsed = time.perf_counter() - started
-        summary = ", ".join(f"{value:,} {name}" for name, value in counts.items())
-        self.stdout.write(self.style.SUCCESS(f"Loaded {summary} in {elapsed:.1f}s."))
+        self.stdout.write(self.style.SUCCESS(f"Loaded the district in {elapsed:.1f}s."))

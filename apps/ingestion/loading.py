@@ -1,0 +1,528 @@
+"""Staging table and set-based upserts.
+
+Validated rows go into a temporary staging table (COPY on PostgreSQL,
+executemany on SQLite). Loading then runs, per target table, inside the
+caller's transaction:
+
+1. delete from the staging copy every row identical to the stored one
+   (``unchanged``: a re-import touches no page of the real table);
+2. count the remaining rows whose natural key is stored (``updated``);
+3. ``INSERT ... SELECT ... ON CONFLICT (natural key) DO UPDATE`` in batches
+   of line ranges (the rest are ``inserted``).
+
+A temporary table lives in the database session, so a worker that dies takes
+its staging rows with it, and the open transaction rolls back: nothing half
+written survives (see services.import_jobs_fail_stale for the job row).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import connection, models
+
+from apps.ingestion.models import ImportKind
+from apps.students.models import (
+    AttendanceRecord,
+    DisciplineIncident,
+    Enrollment,
+    GradeRecord,
+    Holiday,
+    School,
+    Student,
+)
+
+BATCH_ROWS = 250_000
+
+STAGE_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    ImportKind.ATTENDANCE: [
+        ("student_id", "bigint"),
+        ("school_id", "bigint"),
+        ("date", "date"),
+        ("status", "text"),
+    ],
+    ImportKind.GRADES: [
+        ("student_id", "bigint"),
+        ("subject_id", "bigint"),
+        ("academic_year", "integer"),
+        ("term", "text"),
+        ("assessment", "text"),
+        ("assessment_date", "date"),
+        ("score", "numeric(6,2)"),
+        ("max_score", "numeric(6,2)"),
+        ("is_missing", "boolean"),
+    ],
+    ImportKind.INCIDENTS: [
+        ("student_id", "bigint"),
+        ("school_id", "bigint"),
+        ("date", "date"),
+        ("category", "text"),
+        ("severity", "integer"),
+        ("action_taken", "text"),
+        ("days_suspended", "integer"),
+    ],
+    ImportKind.SCHOOLS: [
+        ("eiin", "text"),
+        ("name", "text"),
+        ("name_bn", "text"),
+        ("school_type", "text"),
+        ("region_id", "bigint"),
+    ],
+    ImportKind.HOLIDAYS: [("date", "date"), ("name", "text"), ("name_bn", "text")],
+    ImportKind.EXITS: [
+        ("student_id", "bigint"),
+        ("school_id", "bigint"),
+        ("academic_year", "integer"),
+        ("exit_date", "date"),
+        ("exit_reason", "text"),
+    ],
+    ImportKind.ROSTER: [
+        ("sid", "text"),
+        ("name", "text"),
+        ("name_bn", "text"),
+        ("gender", "text"),
+        ("date_of_birth", "date"),
+        ("guardian_name", "text"),
+        ("guardian_phone", "text"),
+        ("stipend_recipient", "boolean"),
+        ("has_disability", "boolean"),
+        ("school_id", "bigint"),
+        ("academic_year", "integer"),
+        ("grade_level", "integer"),
+        ("section", "text"),
+        ("entry_date", "date"),
+        ("exit_date", "date"),
+        ("exit_reason", "text"),
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """How staged rows become rows of one real table."""
+
+    name: str
+    table: str
+    key: tuple[str, ...]
+    columns: tuple[str, ...]  # compared and updated; inserted with the key
+    # SELECT list producing key + columns from the staging table `s`
+    source: str
+    timestamps: bool = True
+    keep_if_blank: frozenset[str] = frozenset()  # a blank cell keeps the stored value
+    insert_only_defaults: tuple[tuple[str, str], ...] = ()  # column, SQL value on insert
+    conflict_where: str = ""
+    update_only: bool = False
+    date_column: str = ""  # for the changed-dates range
+    batched: bool = True
+    # Which file columns feed each target column: a column the file lacks is
+    # neither compared nor overwritten.
+    fed_by: tuple[tuple[str, str], ...] = ()
+
+
+def _t(model: type[models.Model]) -> str:
+    return str(model._meta.db_table)
+
+
+TARGETS: dict[str, list[Target]] = {
+    ImportKind.ATTENDANCE: [
+        Target(
+            "attendance",
+            _t(AttendanceRecord),
+            key=("student_id", "date"),
+            columns=("school_id", "status"),
+            source="SELECT line, student_id, date, school_id, status FROM {stage}",
+            timestamps=False,
+            date_column="date",
+        )
+    ],
+    ImportKind.GRADES: [
+        Target(
+            "grades",
+            _t(GradeRecord),
+            key=("student_id", "academic_year", "term", "subject_id", "assessment"),
+            columns=("assessment_date", "score", "max_score", "is_missing"),
+            source=(
+                "SELECT line, student_id, academic_year, term, subject_id, assessment, "
+                "assessment_date, score, max_score, is_missing FROM {stage}"
+            ),
+            date_column="assessment_date",
+        )
+    ],
+    ImportKind.INCIDENTS: [
+        Target(
+            "incidents",
+            _t(DisciplineIncident),
+            key=("student_id", "date", "category"),
+            columns=("school_id", "severity", "action_taken", "days_suspended"),
+            source=(
+                "SELECT line, student_id, date, category, school_id, severity, action_taken, "
+                "days_suspended FROM {stage}"
+            ),
+            date_column="date",
+            fed_by=(("action_taken", "action_taken"), ("days_suspended", "days_suspended")),
+        )
+    ],
+    ImportKind.SCHOOLS: [
+        Target(
+            "schools",
+            _t(School),
+            key=("eiin",),
+            columns=("name", "name_bn", "school_type", "region_id"),
+            source="SELECT line, eiin, name, name_bn, school_type, region_id FROM {stage}",
+            insert_only_defaults=(("is_active", "TRUE"),),
+            fed_by=(("name_bn", "name_bn"),),
+        )
+    ],
+    ImportKind.HOLIDAYS: [
+        Target(
+            "holidays",
+            _t(Holiday),
+            key=("date",),
+            columns=("name", "name_bn"),
+            source="SELECT line, date, name, name_bn FROM {stage}",
+            conflict_where="region_id IS NULL",
+            date_column="date",
+            fed_by=(("name_bn", "name_bn"),),
+        )
+    ],
+    ImportKind.EXITS: [
+        Target(
+            "enrollments",
+            _t(Enrollment),
+            key=("student_id", "school_id", "academic_year"),
+            columns=("exit_date", "exit_reason"),
+            source=(
+                "SELECT line, student_id, school_id, academic_year, exit_date, exit_reason "
+                "FROM {stage}"
+            ),
+            update_only=True,
+            date_column="exit_date",
+        )
+    ],
+    ImportKind.ROSTER: [
+        Target(
+            "students",
+            _t(Student),
+            key=("student_id",),
+            columns=(
+                "name",
+                "name_bn",
+                "gender",
+                "date_of_birth",
+                "guardian_name",
+                "guardian_phone",
+                "stipend_recipient",
+                "has_disability",
+            ),
+            # One row per student: the last line that mentions them wins.
+            source=(
+                "SELECT line, sid AS student_id, name, name_bn, gender, date_of_birth, "
+                "guardian_name, guardian_phone, stipend_recipient, has_disability FROM {stage} "
+                "WHERE line IN (SELECT max(line) FROM {stage} GROUP BY sid)"
+            ),
+            fed_by=tuple(
+                (c, c)
+                for c in (
+                    "name_bn",
+                    "date_of_birth",
+                    "guardian_name",
+                    "guardian_phone",
+                    "stipend_recipient",
+                    "has_disability",
+                )
+            ),
+        ),
+        Target(
+            "enrollments",
+            _t(Enrollment),
+            key=("student_id", "school_id", "academic_year"),
+            columns=("grade_level", "section", "entry_date", "exit_date", "exit_reason"),
+            source=(
+                "SELECT s.line, st.id AS student_id, s.school_id, s.academic_year, s.grade_level, "  # noqa: S608
+                "s.section, s.entry_date, s.exit_date, s.exit_reason FROM {stage} s "
+                f"JOIN {_t(Student)} st ON st.student_id = s.sid"
+            ),
+            # A roster never reopens an enrollment an exits file closed.
+            keep_if_blank=frozenset({"exit_date", "exit_reason"}),
+            date_column="entry_date",
+            # Rows that close an enrollment go first, so that the next
+            # enrollment of a transferred student can open.
+            batched=False,
+            fed_by=(("section", "section"),),
+        ),
+    ],
+}
+
+TEXT_DEFAULTS = {"exit_reason": "''"}
+
+
+@dataclass
+class TargetResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    student_ids: list[int] = field(default_factory=list)
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _same(left: str, right: str) -> str:
+    # NULL-safe equality on both backends.
+    if connection.vendor == "postgresql":
+        return f"{left} IS NOT DISTINCT FROM {right}"
+    return f"{left} IS {right}"
+
+
+class Stage:
+    """The job's temporary staging table."""
+
+    def __init__(self, kind: str, job_id: int) -> None:
+        self.kind = kind
+        self.name = f"ingest_stage_{job_id}"
+        self.columns = STAGE_COLUMNS[kind]
+        self.rows = 0
+
+    def create(self) -> None:
+        columns = ", ".join(f"{_q(name)} {sqltype}" for name, sqltype in self.columns)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {self.name} (line integer NOT NULL, {columns})")
+
+    def drop(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
+
+    def write(self, frame: pd.DataFrame) -> int:
+        if frame.empty:
+            return 0
+        names = ["line"] + [name for name, _type in self.columns]
+        data = [frame["_line"].to_numpy().tolist()]
+        for name, sqltype in self.columns:
+            column = frame[name]
+            if sqltype in ("bigint", "integer"):
+                data.append(column.to_numpy(dtype=np.int64).tolist())
+            elif sqltype == "boolean":
+                data.append(column.to_numpy(dtype=bool).tolist())
+            elif sqltype.startswith("numeric"):
+                values = column.to_numpy(dtype=float)
+                data.append([None if np.isnan(x) else x for x in values.tolist()])
+            else:
+                data.append([None if x is None or x is np.nan else x for x in column.tolist()])
+        rows = zip(*data, strict=True)
+        column_list = ", ".join(_q(n) for n in names)
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                with cursor.cursor.copy(f"COPY {self.name} ({column_list}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                marks = ", ".join(["%s"] * len(names))
+                cursor.executemany(
+                    f"INSERT INTO {self.name} ({column_list}) VALUES ({marks})",  # noqa: S608
+                    list(rows),
+                )
+        self.rows += len(frame)
+        return len(frame)
+
+    def delete_lines(self, lines: Sequence[int]) -> None:
+        with connection.cursor() as cursor:
+            for start in range(0, len(lines), 10_000):
+                batch = list(lines[start : start + 10_000])
+                marks = ", ".join(["%s"] * len(batch))
+                cursor.execute(f"DELETE FROM {self.name} WHERE line IN ({marks})", batch)  # noqa: S608
+
+    def analyze(self) -> None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {self.name}")
+
+    def line_range(self) -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT min(line), max(line) FROM {self.name}")  # noqa: S608
+            low, high = cursor.fetchone()
+        return int(low or 0), int(high or 0)
+
+
+def upsert(
+    stage: Stage,
+    target: Target,
+    *,
+    present: set[str],
+    now: dt.datetime,
+    progress: Callable[[int], None] | None = None,
+) -> TargetResult:
+    """Write the staged rows into one table; the caller holds the transaction."""
+    fed = dict(target.fed_by)
+    columns = [c for c in target.columns if c not in fed or fed[c] in present]
+    src = f"{stage.name}_{target.name}"
+    result = TargetResult()
+    key_match = " AND ".join(f"t.{_q(k)} = {src}.{_q(k)}" for k in target.key)
+    if target.conflict_where:
+        key_match += f" AND t.{target.conflict_where}"
+
+    def unchanged_on(column: str) -> str:
+        same = _same(f"t.{_q(column)}", f"{src}.{_q(column)}")
+        if column in target.keep_if_blank:
+            return f"({src}.{_q(column)} IS NULL OR {same})"
+        return same
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {src}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {src} AS {target.source.format(stage=stage.name)}")
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ANALYZE {src}")
+        condition = " AND ".join([key_match, *(unchanged_on(c) for c in columns)])
+        cursor.execute(
+            f"DELETE FROM {src} WHERE EXISTS (SELECT 1 FROM {_q(target.table)} t WHERE {condition})"  # noqa: S608
+        )
+        result.unchanged = max(cursor.rowcount, 0)
+        cursor.execute(
+            f"SELECT count(*) FROM {src} WHERE EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {_q(target.table)} t WHERE {key_match})"
+        )
+        result.updated = int(cursor.fetchone()[0])
+        cursor.execute(f"SELECT count(*), min(line), max(line) FROM {src}")  # noqa: S608
+        remaining, low, high = cursor.fetchone()
+        result.inserted = int(remaining) - result.updated
+        if remaining:
+            if "student_id" in target.key and target.table != _t(Student):
+                cursor.execute(f"SELECT DISTINCT student_id FROM {src}")  # noqa: S608
+                result.student_ids = [int(r[0]) for r in cursor.fetchall()]
+            if target.date_column:
+                cursor.execute(
+                    f"SELECT min({_q(target.date_column)}), max({_q(target.date_column)}) "  # noqa: S608
+                    f"FROM {src}"
+                )
+                since, until = cursor.fetchone()
+                result.since, result.until = _as_date(since), _as_date(until)
+            batches = (
+                [(int(low), int(high))]
+                if not target.batched
+                else [
+                    (start, min(start + BATCH_ROWS - 1, int(high)))
+                    for start in range(int(low), int(high) + 1, BATCH_ROWS)
+                ]
+            )
+            for first, last in batches:
+                if target.update_only:
+                    _update_batch(cursor, src, target, columns, now, first, last)
+                else:
+                    # No staged key is stored yet (a first load): a plain
+                    # INSERT skips ON CONFLICT's speculative insertion, which
+                    # costs about half again. A concurrent import of the same
+                    # keys then fails this job on the unique index, leaving
+                    # nothing written.
+                    _insert_batch(
+                        cursor,
+                        src,
+                        target,
+                        columns,
+                        now,
+                        first,
+                        last,
+                        on_conflict=result.updated > 0 or bool(target.conflict_where),
+                    )
+                if progress is not None:
+                    progress(last)
+        if target.table == _t(Student) and remaining:
+            cursor.execute(
+                f"SELECT st.id FROM {_q(target.table)} st JOIN {src} ON st.student_id = {src}.student_id"  # noqa: S608
+            )
+            result.student_ids = [int(r[0]) for r in cursor.fetchall()]
+        cursor.execute(f"DROP TABLE IF EXISTS {src}")
+    return result
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _insert_batch(
+    cursor: Any,
+    src: str,
+    target: Target,
+    columns: list[str],
+    now: dt.datetime,
+    first: int,
+    last: int,
+    on_conflict: bool = True,
+) -> None:
+    all_columns = [*target.key, *target.columns]
+    names = [_q(c) for c in all_columns]
+    select = [
+        f"COALESCE({_q(c)}, {TEXT_DEFAULTS[c]})"
+        if c in target.keep_if_blank and c in TEXT_DEFAULTS
+        else _q(c)
+        for c in all_columns
+    ]
+    params: list[Any] = []
+    for column, value in target.insert_only_defaults:
+        names.append(_q(column))
+        select.append(value)
+    if target.timestamps:
+        names += [_q("created_at"), _q("updated_at")]
+        select += ["%s", "%s"]
+        params += [now, now]
+    updates = []
+    for column in columns:
+        new = f"EXCLUDED.{_q(column)}"
+        if column in target.keep_if_blank:
+            old = f"{_q(target.table)}.{_q(column)}"
+            new = (
+                f"COALESCE(NULLIF({new}, ''), {old})"
+                if column in TEXT_DEFAULTS
+                else f"COALESCE({new}, {old})"
+            )
+        updates.append(f"{_q(column)} = {new}")
+    if target.timestamps:
+        updates.append(f"{_q('updated_at')} = EXCLUDED.{_q('updated_at')}")
+    conflict = ", ".join(_q(k) for k in target.key)
+    if target.conflict_where:
+        conflict += f") WHERE ({target.conflict_where}"
+    order = "line"
+    if "exit_date" in all_columns:
+        order = f"CASE WHEN {_q('exit_date')} IS NULL THEN 1 ELSE 0 END, line"
+    action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
+    sql = (
+        f"INSERT INTO {_q(target.table)} ({', '.join(names)}) "  # noqa: S608
+        f"SELECT {', '.join(select)} FROM {src} WHERE line BETWEEN %s AND %s ORDER BY {order}"
+    )
+    if on_conflict:
+        sql += f" ON CONFLICT ({conflict}) {action}"
+    cursor.execute(sql, [*params, first, last])
+
+
+def _update_batch(
+    cursor: Any,
+    src: str,
+    target: Target,
+    columns: list[str],
+    now: dt.datetime,
+    first: int,
+    last: int,
+) -> None:
+    table = _q(target.table)
+    sets = [f"{_q(c)} = {src}.{_q(c)}" for c in columns]
+    params: list[Any] = []
+    if target.timestamps:
+        sets.append(f"{_q('updated_at')} = %s")
+        params.append(now)
+    match = " AND ".join(f"{table}.{_q(k)} = {src}.{_q(k)}" for k in target.key)
+    cursor.execute(
+        f"UPDATE {table} SET {', '.join(sets)} FROM {src} "  # noqa: S608
+        f"WHERE {match} AND {src}.line BETWEEN %s AND %s",
+        [*params, first, last],
+    )

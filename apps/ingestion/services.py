@@ -1,0 +1,536 @@
+"""Import jobs: create, run, restart, recover."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files import File
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.common.signals import student_data_changed
+from apps.ingestion.loading import TARGETS, Stage, TargetResult, upsert
+from apps.ingestion.models import (
+    RUNNING_STATUSES,
+    ImportJob,
+    ImportKind,
+    ImportPolicy,
+    ImportProblem,
+    ImportStatus,
+)
+from apps.ingestion.problems import FileRejected, Problem
+from apps.ingestion.quality import QualityCollector
+from apps.ingestion.readers import inspect_file, open_chunks
+from apps.ingestion.validation import References, Scope, Validator
+from apps.students.models import DataQualityFlag, School
+from apps.students.selectors import schools_visible_to
+
+logger = logging.getLogger(__name__)
+
+MAX_STORED_PROBLEMS = 10_000
+SIGNAL_KINDS: dict[str, list[str]] = {
+    ImportKind.ROSTER: ["enrollments"],
+    ImportKind.EXITS: ["enrollments"],
+    ImportKind.ATTENDANCE: ["attendance"],
+    ImportKind.GRADES: ["grades"],
+    ImportKind.INCIDENTS: ["incidents"],
+}
+
+
+class UploadTooLarge(Exception):
+    pass
+
+
+def scope_for(user: User | None) -> Scope:
+    """The schools a job may write to: everything for the command line and administrators."""
+    if user is None or user.sees_everything:
+        return Scope()
+    school_ids = set(schools_visible_to(user).values_list("pk", flat=True))
+    region_paths = [s.region.path for s in user.scopes.select_related("region") if s.region]
+    return Scope(school_ids=school_ids, region_paths=region_paths, sees_everything=False)
+
+
+def _progress_key(job_id: int) -> str:
+    return f"ingestion:job:{job_id}:loaded"
+
+
+def import_job_progress(job: ImportJob) -> dict[str, Any]:
+    loaded = cache.get(_progress_key(job.pk)) if job.status == ImportStatus.LOADING else None
+    return {
+        "status": job.status,
+        "rows_read": job.rows_read,
+        "rows_loaded": loaded,
+        "rows_to_load": max(job.rows_read - job.rows_rejected, 0),
+    }
+
+
+def import_task_progress(task_id: str, user: User) -> dict[str, Any] | None:
+    """The import job behind a Celery task id, for GET /api/v1/tasks/{id}."""
+    from apps.ingestion.selectors import import_jobs_visible_to
+
+    job = import_jobs_visible_to(user).filter(celery_task_id=task_id).first()
+    if job is None:
+        return None
+    states: dict[str, str] = {
+        ImportStatus.QUEUED: "PENDING",
+        ImportStatus.VALIDATING: "STARTED",
+        ImportStatus.LOADING: "STARTED",
+    }
+    state = states.get(job.status, "SUCCESS")
+    return {
+        "state": state,
+        "import_job": job.pk,
+        "kind": job.kind,
+        **import_job_progress(job),
+        "rows_inserted": job.rows_inserted,
+        "rows_updated": job.rows_updated,
+        "rows_unchanged": job.rows_unchanged,
+        "error_count": job.error_count,
+    }
+
+
+@transaction.atomic
+def import_job_create(
+    *,
+    kind: str,
+    source: IO[bytes] | Path,
+    file_name: str,
+    user: User | None = None,
+    policy: str = ImportPolicy.ALL_OR_NOTHING,
+    dry_run: bool = False,
+    sheet: str = "",
+    expected_checksum: str = "",
+    max_bytes: int | None = None,
+) -> ImportJob:
+    """Store the file and record the job (queued). Call import_job_enqueue to run it."""
+    if kind not in ImportKind.values:
+        raise ValueError(f"unknown kind {kind!r}")
+    if policy not in ImportPolicy.values:
+        raise ValueError(f"unknown policy {policy!r}")
+    handle: IO[bytes] = source.open("rb") if isinstance(source, Path) else source
+    try:
+        digest = hashlib.sha256()
+        size = 0
+        handle.seek(0)
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+        if max_bytes is not None and size > max_bytes:
+            raise UploadTooLarge(size)
+        handle.seek(0)
+        checksum = digest.hexdigest()
+        job = ImportJob(
+            kind=kind,
+            policy=policy,
+            dry_run=dry_run,
+            sheet=sheet,
+            created_by=user,
+            file_name=Path(file_name).name[:255],
+            file_size=size,
+            checksum=checksum,
+        )
+        job.same_file_as = (
+            ImportJob.objects.filter(
+                checksum=checksum, kind=kind, status=ImportStatus.DONE, dry_run=False
+            )
+            .order_by("-created_at")
+            .first()
+        )
+        job.file.save(f"{uuid.uuid4().hex}-{job.file_name}", File(handle), save=False)
+    finally:
+        if isinstance(source, Path):
+            handle.close()
+    job.save()
+    if expected_checksum and expected_checksum.lower() != checksum:
+        _finish_rejected(job, [Problem(code="truncated_upload")])
+    return job
+
+
+def import_job_already_done(*, kind: str, path: Path) -> bool:
+    """Whether a file with this content was already imported (not a dry run) as this kind."""
+    from apps.ingestion.readers import file_checksum
+
+    return ImportJob.objects.filter(
+        kind=kind, checksum=file_checksum(path), status=ImportStatus.DONE, dry_run=False
+    ).exists()
+
+
+def import_job_enqueue(*, job: ImportJob) -> ImportJob:
+    """Run the job on the ingest queue once the surrounding transaction commits."""
+    from apps.ingestion.tasks import import_job_run_task
+
+    if job.status != ImportStatus.QUEUED:
+        return job
+    task_id = str(uuid.uuid4())
+    ImportJob.objects.filter(pk=job.pk).update(celery_task_id=task_id)
+    job.celery_task_id = task_id
+    transaction.on_commit(lambda: import_job_run_task.apply_async((job.pk,), task_id=task_id))
+    return job
+
+
+def _save_problems(job: ImportJob, problems: Iterable[Problem], already: int = 0) -> int:
+    room = max(MAX_STORED_PROBLEMS - already, 0)
+    rows = [
+        ImportProblem(
+            job=job,
+            line=p.line,
+            sheet=p.sheet[:100],
+            column=p.column[:200],
+            value=p.value[:200],
+            code=p.code,
+            params=p.params,
+        )
+        for _i, p in zip(range(room), problems, strict=False)
+    ]
+    ImportProblem.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
+def _finish_rejected(job: ImportJob, problems: list[Problem]) -> None:
+    _save_problems(job, problems)
+    job.status = ImportStatus.REJECTED
+    job.error_count = max(job.error_count, len(problems))
+    job.finished_at = timezone.now()
+    job.heartbeat_at = None
+    job.save()
+
+
+def _claim(job_id: int) -> bool:
+    """Take a queued job; a second worker (or a redelivered task) gets False and stops."""
+    now = timezone.now()
+    claimed = ImportJob.objects.filter(pk=job_id, status=ImportStatus.QUEUED).update(
+        status=ImportStatus.VALIDATING,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+    )
+    return bool(claimed)
+
+
+def import_job_run(*, job_id: int, chunk_rows: int | None = None) -> ImportJob:
+    """Validate and load one job. Safe to call twice: only a queued job is run."""
+    import_jobs_fail_stale()
+    if not _claim(job_id):
+        return ImportJob.objects.get(pk=job_id)
+    job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+    stage = Stage(job.kind, job.pk)
+    try:
+        _run(job, stage, chunk_rows)
+    except FileRejected as rejected:
+        ImportProblem.objects.filter(job=job).delete()
+        job.refresh_from_db()
+        _finish_rejected(
+            job, [Problem(code=rejected.code, params=_plain(rejected.params), sheet=job.sheet)]
+        )
+    except Exception as error:
+        logger.exception("import job %s failed", job.pk)
+        job.refresh_from_db()
+        _save_problems(
+            job, [Problem(code="internal_error", params={"detail": type(error).__name__})]
+        )
+        job.status = ImportStatus.FAILED
+        job.failure = f"{type(error).__name__}: {error}"[:2000]
+        job.finished_at = timezone.now()
+        job.heartbeat_at = None
+        job.save()
+    finally:
+        try:
+            stage.drop()
+        except Exception:  # noqa: BLE001 - a broken connection already dropped it
+            logger.warning("could not drop the staging table of job %s", job.pk)
+        cache.delete(_progress_key(job.pk))
+    job.refresh_from_db()
+    return job
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, int | float | str) else str(v)) for k, v in params.items()}
+
+
+def _beat(job: ImportJob, **fields: Any) -> None:
+    fields["heartbeat_at"] = timezone.now()
+    ImportJob.objects.filter(pk=job.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(job, name, value)
+
+
+def _run(job: ImportJob, stage: Stage, chunk_rows: int | None) -> None:
+    started = time.perf_counter()
+    path = Path(job.file.path)
+    info = inspect_file(path)
+    user = job.created_by
+    scope = scope_for(user)
+    if job.kind in (ImportKind.HOLIDAYS,) and not scope.sees_everything:
+        raise FileRejected("not_allowed_kind", kind=str(ImportKind(job.kind).label))
+    if job.kind == ImportKind.SCHOOLS and not scope.sees_everything and not scope.region_paths:
+        raise FileRejected("not_allowed_kind", kind=str(ImportKind(job.kind).label))
+    kwargs = {"chunk_rows": chunk_rows} if chunk_rows else {}
+    match, chunks, sheet = open_chunks(path, info, job.kind, job.sheet, **kwargs)
+    warnings: list[dict[str, Any]] = [{"code": code, "params": {}} for code in info.warnings]
+    warnings += [{"code": "ignored_column", "params": {"column": c}} for c in match.ignored]
+    if job.same_file_as_id:
+        warnings.append({"code": "same_file", "params": {"job": job.same_file_as_id}})
+    _beat(
+        job,
+        file_format=info.format,
+        encoding=info.encoding,
+        sheet=sheet,
+        column_map=match.column_map,
+        warnings=warnings,
+    )
+    stage.create()
+    references = References()
+    validator = Validator(
+        kind=job.kind,
+        headers=match.headers,
+        present=match.present,
+        scope=scope,
+        sheet=sheet,
+        references=references,
+        today=timezone.localdate(),
+    )
+    quality = QualityCollector(job.kind)
+    keys: list[np.ndarray] = []
+    key_lines: list[np.ndarray] = []
+    rows_read = rejected = errors = stored = 0
+    skip_invalid = job.policy == ImportPolicy.SKIP_INVALID
+    for chunk in chunks:
+        result = validator.validate(chunk)
+        rows_read += result.rows
+        rejected += result.rejected
+        errors += len(result.problems)
+        stored += _save_problems(job, result.problems, stored)
+        keys.append(result.keys)
+        key_lines.append(result.stage["_line"].to_numpy(dtype=np.int64))
+        if skip_invalid or errors == 0:
+            # Under all-or-nothing, staging stops at the first error: the
+            # rest is still validated so that the report is complete.
+            with transaction.atomic():
+                stage.write(result.stage)
+            quality.add(result.stage)
+        _beat(job, rows_read=rows_read, rows_rejected=rejected, error_count=errors)
+    if rows_read == 0:
+        raise FileRejected("header_only")
+    duplicates = _duplicates(keys, key_lines, sheet)
+    if duplicates:
+        errors += len(duplicates)
+        rejected += len(duplicates)
+        stored += _save_problems(job, duplicates, stored)
+        with transaction.atomic():
+            stage.delete_lines([p.line for p in duplicates if p.line is not None])
+    job.rows_read, job.rows_rejected, job.error_count = rows_read, rejected, errors
+    job.validate_seconds = time.perf_counter() - started
+    if errors and not skip_invalid:
+        job.status = ImportStatus.REJECTED
+        job.finished_at = timezone.now()
+        job.heartbeat_at = None
+        job.save()
+        return
+    _beat(job, status=ImportStatus.LOADING, validate_seconds=job.validate_seconds)
+    stage.analyze()
+    _load(job, stage, match.present, quality, references)
+
+
+def _duplicates(keys: list[np.ndarray], lines: list[np.ndarray], sheet: str) -> list[Problem]:
+    if not keys:
+        return []
+    all_keys = np.concatenate(keys)
+    all_lines = np.concatenate(lines)
+    if len(all_keys) < 2:
+        return []
+    order = np.lexsort((all_lines, all_keys))
+    sorted_keys = all_keys[order]
+    repeat = np.concatenate([[False], sorted_keys[1:] == sorted_keys[:-1]])
+    if not repeat.any():
+        return []
+    # The first line of each run of equal keys is the one kept.
+    group_start = np.maximum.accumulate(np.where(~repeat, np.arange(len(order)), 0))
+    first_lines = all_lines[order][group_start]
+    dup_lines = all_lines[order]
+    return [
+        Problem(
+            code="duplicate_row",
+            line=int(dup_lines[i]),
+            sheet=sheet,
+            params={"first_line": int(first_lines[i])},
+        )
+        for i in np.flatnonzero(repeat)
+    ]
+
+
+def _load(
+    job: ImportJob,
+    stage: Stage,
+    present: set[str],
+    quality: QualityCollector,
+    references: References,
+) -> None:
+    started = time.perf_counter()
+    now = timezone.now()
+    results: dict[str, TargetResult] = {}
+    key = _progress_key(job.pk)
+
+    def progress(line: int) -> None:
+        cache.set(key, line, timeout=3600)
+        after_batch(job.pk, line)
+
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The job row commits in this same transaction, so a server crash
+            # just after COMMIT loses both together (the job goes stale and is
+            # restarted); in exchange COMMIT does not wait for the WAL flush
+            # of a few hundred MB.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        for target in TARGETS[job.kind]:
+            results[target.name] = upsert(
+                stage, target, present=present, now=now, progress=progress
+            )
+        figures, flags = quality.summarise(references.enrollments)
+        primary = list(results.values())[-1]
+        job.rows_inserted = primary.inserted
+        job.rows_updated = primary.updated
+        job.rows_unchanged = primary.unchanged
+        job.load_seconds = time.perf_counter() - started
+        job.status = ImportStatus.DONE
+        job.finished_at = timezone.now()
+        job.heartbeat_at = None
+        eiins = dict(School.objects.filter(pk__in=figures).values_list("pk", "eiin"))
+        job.quality = {
+            "tables": {
+                name: {"inserted": r.inserted, "updated": r.updated, "unchanged": r.unchanged}
+                for name, r in results.items()
+            },
+            "schools": {eiins.get(pk, str(pk)): f for pk, f in figures.items()},
+            "flags": len(flags),
+        }
+        if job.dry_run:
+            # Everything above ran for real, so the counts say exactly what
+            # an import would do; now undo it.
+            transaction.set_rollback(True)
+        else:
+            source = f"import:{job.pk}"
+            for flag in flags:
+                flag.source = source
+            DataQualityFlag.objects.filter(source=source).delete()
+            DataQualityFlag.objects.bulk_create(flags)
+            job.save()
+            school_ids = _job_schools(stage, job.kind, figures)
+            job.schools.set(school_ids)
+            _signal(job, results)
+    if job.dry_run:
+        job.save()
+    else:
+        # COMMIT runs PostgreSQL's deferred foreign-key checks (two per
+        # attendance row): part of loading, so part of the figure.
+        job.load_seconds = time.perf_counter() - started
+        ImportJob.objects.filter(pk=job.pk).update(load_seconds=job.load_seconds)
+
+
+def _job_schools(stage: Stage, kind: str, figures: dict[int, Any]) -> list[int]:
+    if kind in (ImportKind.HOLIDAYS, ImportKind.GRADES):
+        return list(figures)
+    column = "school_id" if kind != ImportKind.SCHOOLS else "eiin"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT {column} FROM {stage.name}")  # noqa: S608
+        values = [row[0] for row in cursor.fetchall()]
+    if kind == ImportKind.SCHOOLS:
+        return list(School.objects.filter(eiin__in=values).values_list("pk", flat=True))
+    return [int(v) for v in values]
+
+
+def _signal(job: ImportJob, results: dict[str, TargetResult]) -> None:
+    kinds = SIGNAL_KINDS.get(job.kind)
+    if kinds is None:
+        return
+    student_ids = sorted({pk for r in results.values() for pk in r.student_ids})
+    if not student_ids:
+        return
+    sinces = [r.since for r in results.values() if r.since]
+    untils = [r.until for r in results.values() if r.until]
+    since = min(sinces) if sinces else None
+    until = max(untils) if untils else None
+    if job.kind in (ImportKind.ROSTER, ImportKind.EXITS):
+        since = until = None  # an enrollment change can move every week of the year
+
+    def send() -> None:
+        student_data_changed.send(
+            sender=ImportJob,
+            student_ids=student_ids,
+            since=since,
+            until=until,
+            kinds=kinds,
+            source=f"import:{job.pk}",
+        )
+
+    transaction.on_commit(send)
+
+
+def after_batch(job_id: int, line: int) -> None:
+    """Called after each loading batch, inside the transaction. A hook for crash tests."""
+
+
+@transaction.atomic
+def import_job_restart(*, job: ImportJob) -> ImportJob:
+    """Queue a failed job again from its stored file; the problems of the last try go."""
+    job = ImportJob.objects.select_for_update().get(pk=job.pk)
+    if job.status != ImportStatus.FAILED:
+        return job
+    job.problems.all().delete()
+    job.status = ImportStatus.QUEUED
+    for field in (
+        "rows_read",
+        "rows_inserted",
+        "rows_updated",
+        "rows_unchanged",
+        "rows_rejected",
+        "error_count",
+    ):
+        setattr(job, field, 0)
+    job.failure = ""
+    job.started_at = job.finished_at = job.heartbeat_at = None
+    job.save()
+    return import_job_enqueue(job=job)
+
+
+def import_jobs_fail_stale(*, older_than: dt.timedelta | None = None) -> list[int]:
+    """Mark failed the running jobs whose worker stopped sending heartbeats.
+
+    The worker's transaction rolled back with its connection, so nothing it
+    loaded is in the tables; the job can be restarted.
+    """
+    if older_than is None:
+        older_than = dt.timedelta(minutes=settings.EDUPULSE_IMPORT_STALE_MINUTES)
+    cutoff = timezone.now() - older_than
+    stale = list(
+        ImportJob.objects.filter(status__in=RUNNING_STATUSES, heartbeat_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    failed: list[int] = []
+    for pk in stale:
+        with transaction.atomic():
+            changed = ImportJob.objects.filter(
+                pk=pk, status__in=RUNNING_STATUSES, heartbeat_at__lt=cutoff
+            ).update(
+                status=ImportStatus.FAILED,
+                failure="worker_lost",
+                finished_at=timezone.now(),
+                heartbeat_at=None,
+            )
+            if changed:
+                ImportProblem.objects.create(job_id=pk, code="worker_lost")
+                failed.append(pk)
+    return failed
