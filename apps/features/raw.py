@@ -54,7 +54,7 @@ def _in_ids(column: str, ids: Ids | None) -> tuple[str, list[Any]]:
 
 def _frame(sql: str, params: list[Any], columns: list[tuple[str, str, int]]) -> pd.DataFrame:
     if _postgres():
-        return pd.DataFrame(pgcopy.copy_out(sql, params, columns))
+        return pd.DataFrame(pgcopy.fetch_packed(sql, params, columns))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -86,7 +86,7 @@ def attendance_week_bits(
     where, id_params = _in_ids("a.student_id", student_ids)
     # Each (student, date) is unique, so summing distinct powers of two is a bitwise OR.
     sql = (
-        f"SELECT a.student_id{cast}, ({offset} / 7){cast} AS week, "  # noqa: S608
+        f"SELECT a.student_id{cast} AS student_id, ({offset} / 7){cast} AS week, "  # noqa: S608
         f"SUM({bit}){cast} AS rec, "
         f"SUM(CASE WHEN a.status = 'absent' THEN {bit} ELSE 0 END){cast} AS absent, "
         f"SUM(CASE WHEN a.status = 'excused' THEN {bit} ELSE 0 END){cast} AS excused, "
@@ -116,7 +116,8 @@ def school_week_attendance(
     cast = "::bigint" if _postgres() else ""
     where, id_params = _in_ids("a.school_id", school_ids)
     sql = (
-        f"SELECT a.school_id{cast}, ({offset} / 7){cast} AS week, COUNT(*){cast} AS rec, "  # noqa: S608
+        f"SELECT a.school_id{cast} AS school_id, ({offset} / 7){cast} AS week, "  # noqa: S608
+        f"COUNT(*){cast} AS rec, "
         f"SUM(CASE WHEN a.status IN ('present', 'late') THEN 1 ELSE 0 END){cast} AS attended "
         f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where} "
         f"GROUP BY a.school_id, week"
@@ -156,7 +157,8 @@ def grades(*, origin: dt.date, academic_year: int, student_ids: Ids) -> pd.DataF
     cast = "::bigint" if _postgres() else ""
     where, id_params = _in_ids("g.student_id", student_ids)
     sql = (
-        f"SELECT g.student_id{cast}, g.subject_id{cast}, {offset}{cast} AS day, "  # noqa: S608
+        f"SELECT g.student_id{cast} AS student_id, g.subject_id{cast} AS subject_id, "  # noqa: S608
+        f"{offset}{cast} AS day, "
         "CASE WHEN g.is_missing THEN -1.0 ELSE CAST(g.score AS DOUBLE PRECISION) "
         "/ CAST(g.max_score AS DOUBLE PRECISION) END AS share "
         f"FROM {table} g WHERE g.academic_year = %s{where}"
@@ -182,7 +184,8 @@ def incidents(*, origin: dt.date, first: dt.date, last: dt.date, student_ids: Id
     cast = "::bigint" if _postgres() else ""
     where, id_params = _in_ids("d.student_id", student_ids)
     sql = (
-        f"SELECT d.student_id{cast}, {offset}{cast} AS day, d.severity{cast}, "  # noqa: S608
-        f"d.days_suspended{cast} FROM {table} d WHERE d.date >= %s AND d.date <= %s{where}"
+        f"SELECT d.student_id{cast} AS student_id, {offset}{cast} AS day, "  # noqa: S608
+        f"d.severity{cast} AS severity, d.days_suspended{cast} AS days_suspended "
+        f"FROM {table} d WHERE d.date >= %s AND d.date <= %s{where}"
     )
     return _frame(sql, [origin, first, last, *id_params], INCIDENT_COLUMNS)

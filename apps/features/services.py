@@ -17,7 +17,7 @@ from apps.features.calendar import YearCalendar, year_calendar
 from apps.features.definition import Definition, current_definition
 from apps.features.exceptions import FeatureSetConflict
 from apps.features.extractors.enrollment import build_grid
-from apps.features.models import FeatureSet
+from apps.features.models import FeatureSet, WeeklyFeature
 from apps.students.models import Enrollment
 from apps.students.services import academic_year_of
 
@@ -250,18 +250,31 @@ def _years_between(first: dt.date, last: dt.date) -> range:
     return range(academic_year_of(first), academic_year_of(last) + 1)
 
 
+def _last_stored_week(feature_set: FeatureSet, academic_year: int) -> dt.date | None:
+    value: dt.date | None = (
+        WeeklyFeature.objects.filter(feature_set=feature_set, academic_year=academic_year)
+        .order_by("-week_start")
+        .values_list("week_start", flat=True)
+        .first()
+    )
+    return value
+
+
 def features_refresh(
     *, student_ids: Sequence[int], since: dt.date | None = None, until: dt.date | None = None
 ) -> BuildSummary:
     """Recompute the students' weeks from `since` on, in every academic year touched.
 
-    Later weeks are recomputed too: running and rolling features carry the
-    change forward. `since` None (unknown) rebuilds the students' years.
+    Later weeks already in the store are recomputed too (running and rolling
+    features carry the change forward); the store grows up to `until` (the
+    import's last day), never past today. `since` None (unknown) rebuilds
+    the students' years.
     """
     summary = BuildSummary()
     ids = sorted({int(i) for i in student_ids})
     if not ids:
         return summary
+    feature_set = feature_set_ensure()
     today = timezone.localdate()
     if since is None:
         years = sorted(
@@ -272,10 +285,21 @@ def features_refresh(
             )
         )
     else:
-        years = list(_years_between(since, max(today, until or today)))
+        years = list(_years_between(since, min(today, max(since, until or since))))
     for year in years:
         year_since = since if since is not None and academic_year_of(since) == year else None
-        summary.add(features_build(academic_year=year, student_ids=ids, since=year_since))
+        stored = _last_stored_week(feature_set, year)
+        horizon = [d for d in (until, stored + dt.timedelta(days=6) if stored else None) if d]
+        year_until = min(today, max(horizon)) if horizon else today
+        summary.add(
+            features_build(
+                academic_year=year,
+                student_ids=ids,
+                since=year_since,
+                until=year_until,
+                feature_set=feature_set,
+            )
+        )
     return summary
 
 

@@ -127,7 +127,7 @@ def states_read(
     )
     all_params = [feature_set_id, academic_year, week_start, *params]
     if _postgres():
-        out = pgcopy.copy_out(
+        out = pgcopy.fetch_packed(
             sql, all_params, [("student_id", "int8", 0), ("state", "bytea", 4 * state_size)]
         )
         ids = out["student_id"].astype(np.int64)
@@ -173,7 +173,7 @@ def rows_read(
     )
     all_params = [feature_set_id, academic_year, *extra, *params]
     if _postgres():
-        out = pgcopy.copy_out(
+        out = pgcopy.fetch_packed(
             sql,
             all_params,
             [
