@@ -125,21 +125,53 @@ def school_week_attendance(
     return _frame(sql, [origin, first, last, *id_params], SCHOOL_WEEK_COLUMNS)
 
 
-def enrollments(*, academic_year: int, student_ids: Ids) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(
-        Enrollment.objects.filter(academic_year=academic_year, student_id__in=list(student_ids))
-        .order_by("student_id", "entry_date", "pk")
-        .values_list("student_id", "school_id", "grade_level", "entry_date", "exit_date"),
-        columns=["student_id", "school_id", "grade_level", "entry_date", "exit_date"],
-    )
-    return frame
+ENROLLMENT_COLUMNS = [
+    ("student_id", "int8", 0),
+    ("school_id", "int8", 0),
+    ("grade_level", "int8", 0),
+    ("entry_day", "int8", 0),
+    ("exit_day", "int8", 0),
+]
+NO_EXIT = 1_000_000  # days after the origin: an enrollment still open
 
 
-def birth_dates(student_ids: Ids) -> pd.DataFrame:
-    return pd.DataFrame.from_records(
-        Student.objects.filter(pk__in=list(student_ids)).values_list("pk", "date_of_birth"),
-        columns=["student_id", "date_of_birth"],
+def enrollments(*, origin: dt.date, academic_year: int, student_ids: Ids) -> pd.DataFrame:
+    """The year's enrollments, entry and exit as days from `origin`, by student and entry."""
+    table = Enrollment._meta.db_table
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("e.student_id", student_ids)
+    sql = (
+        f"SELECT e.student_id{cast} AS student_id, e.school_id{cast} AS school_id, "  # noqa: S608
+        f"e.grade_level{cast} AS grade_level, {_day_offset('e.entry_date')}{cast} AS entry_day, "
+        f"COALESCE({_day_offset('e.exit_date')}, {NO_EXIT}){cast} AS exit_day "
+        f"FROM {table} e WHERE e.academic_year = %s{where}"
     )
+    frame = _frame(sql, [origin, origin, academic_year, *id_params], ENROLLMENT_COLUMNS)
+    return frame.sort_values(["student_id", "entry_day"], kind="stable").reset_index(drop=True)
+
+
+BIRTH_COLUMNS = [("student_id", "int8", 0), ("birth_day", "int8", 0)]
+
+
+def birth_dates(*, origin: dt.date, student_ids: Ids) -> pd.DataFrame:
+    """Known birth dates as days from `origin` (negative: before it)."""
+    table = Student._meta.db_table
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("s.id", student_ids)
+    sql = (
+        f"SELECT s.id{cast} AS student_id, {_day_offset('s.date_of_birth')}{cast} AS birth_day "  # noqa: S608
+        f"FROM {table} s WHERE s.date_of_birth IS NOT NULL{where}"
+    )
+    return _frame(sql, [origin, *id_params], BIRTH_COLUMNS)
+
+
+def schools_of(*, academic_year: int, student_ids: Ids) -> list[int]:
+    table = Enrollment._meta.db_table
+    where, id_params = _in_ids("e.student_id", student_ids)
+    sql = f"SELECT DISTINCT e.school_id FROM {table} e WHERE e.academic_year = %s{where}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [academic_year, *id_params])
+        return sorted(int(row[0]) for row in cursor.fetchall())
 
 
 GRADE_COLUMNS = [

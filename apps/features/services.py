@@ -12,12 +12,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.features import cache as feature_cache
-from apps.features import store, validation
+from apps.features import raw, store, validation
 from apps.features.calendar import YearCalendar, year_calendar
 from apps.features.definition import Definition, current_definition
 from apps.features.exceptions import FeatureSetConflict
 from apps.features.extractors.enrollment import build_grid
-from apps.features.models import FeatureSet, WeeklyFeature
+from apps.features.models import FeatureSet
 from apps.students.models import Enrollment
 from apps.students.services import academic_year_of
 
@@ -68,18 +68,6 @@ def _students_of_year(academic_year: int, school_ids: Sequence[int] | None) -> n
     return np.unique(np.fromiter(ids, dtype=np.int64))
 
 
-def _schools_of(academic_year: int, student_ids: np.ndarray) -> list[int]:
-    schools: set[int] = set()
-    for first in range(0, len(student_ids), CHUNK_STUDENTS):
-        chunk = student_ids[first : first + CHUNK_STUDENTS].tolist()
-        schools.update(
-            Enrollment.objects.filter(academic_year=academic_year, student_id__in=chunk)
-            .values_list("school_id", flat=True)
-            .distinct()
-        )
-    return sorted(schools)
-
-
 def _compute_and_write(
     *,
     feature_set: FeatureSet,
@@ -116,9 +104,9 @@ def _compute_and_write(
     rows, weeks = np.nonzero(grid.enrolled & window)
     row_values = np.stack([v[rows, weeks] for v in values], axis=1).astype(np.float32)
     row_state = (
-        np.concatenate([s[rows, weeks] for s in states], axis=1).astype(np.float32)
+        np.concatenate([s[rows, weeks] for s in states], axis=1).astype(np.int16)
         if states
-        else np.zeros((len(rows), 0), dtype=np.float32)
+        else np.zeros((len(rows), 0), dtype=np.int16)
     )
     schools = grid.school[rows, weeks]
     flags = validation.out_of_range(
@@ -184,7 +172,9 @@ def features_build(
     if not len(ids):
         return summary
     full_scope = student_ids is None and school_ids is None
-    check_schools = None if full_scope else _schools_of(academic_year, ids)
+    check_schools = (
+        None if full_scope else raw.schools_of(academic_year=academic_year, student_ids=ids)
+    )
     flags, void = validation.school_week_checks(
         calendar, school_ids=check_schools, first_week=first_week, last_week=last_week
     )
@@ -250,14 +240,16 @@ def _years_between(first: dt.date, last: dt.date) -> range:
     return range(academic_year_of(first), academic_year_of(last) + 1)
 
 
-def _last_stored_week(feature_set: FeatureSet, academic_year: int) -> dt.date | None:
-    value: dt.date | None = (
-        WeeklyFeature.objects.filter(feature_set=feature_set, academic_year=academic_year)
-        .order_by("-week_start")
-        .values_list("week_start", flat=True)
-        .first()
+def _last_stored_week(
+    feature_set: FeatureSet, academic_year: int, student_ids: Sequence[int], after: dt.date
+) -> dt.date | None:
+    """The students' latest stored week after `after`, if any (rows to carry a change into)."""
+    return store.last_week(
+        feature_set_id=feature_set.pk,
+        academic_year=academic_year,
+        student_ids=student_ids,
+        after=after,
     )
-    return value
 
 
 def features_refresh(
@@ -288,7 +280,7 @@ def features_refresh(
         years = list(_years_between(since, min(today, max(since, until or since))))
     for year in years:
         year_since = since if since is not None and academic_year_of(since) == year else None
-        stored = _last_stored_week(feature_set, year)
+        stored = _last_stored_week(feature_set, year, ids, until or since or today)
         horizon = [d for d in (until, stored + dt.timedelta(days=6) if stored else None) if d]
         year_until = min(today, max(horizon)) if horizon else today
         summary.add(

@@ -103,7 +103,8 @@ class AttendanceExtractor(Extractor):
         ring = self.ring
         ring_att = st[:, RUN + 1 : RUN + 1 + ring].copy()
         ring_rec = st[:, RUN + 1 + ring :].copy()
-        states = np.full((n, w, self.state_size), np.nan)
+        # Every state value is a count of days or weeks: int16 is exact and small.
+        states = np.zeros((n, w, self.state_size), dtype=np.int16)
         values = {column: grid.empty() for column in self.columns}
         school_days = grid.school_days
         in_session = grid.in_session

@@ -61,7 +61,7 @@ class Grid:
 @dataclass
 class Extracted:
     values: dict[str, np.ndarray]  # column → [N, W] float64, NaN = not observed
-    state: np.ndarray | None = None  # [N, W, S] float64: the state after each week
+    state: np.ndarray | None = None  # [N, W, S] int16: the state after each week
 
 
 class Extractor(ABC):
