@@ -111,8 +111,8 @@ def _students(
     if student_ids is not None:
         return np.unique(np.asarray(list(student_ids), dtype=np.int64))
     rows = WeeklyFeature.objects.filter(feature_set=feature_set, academic_year=academic_year)
-    ids = rows.order_by().values_list("student_id", flat=True).distinct()
-    return np.unique(np.fromiter(ids, dtype=np.int64))
+    stored = rows.order_by().values_list("student_id", flat=True).distinct()
+    return np.unique(np.fromiter(stored, dtype=np.int64))
 
 
 def history_chunks(

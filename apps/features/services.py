@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from django.db import transaction
 from django.utils import timezone
 
@@ -78,8 +79,10 @@ def _compute_and_write(
     last_week: int,
     state: np.ndarray | None,
     void: set[tuple[int, int]],
+    preloaded: dict[str, pd.DataFrame],
 ) -> tuple[int, list[validation.Flag]]:
     grid = build_grid(calendar, student_ids, first_week=first_week, last_week=last_week)
+    grid.preloaded = preloaded
     if void:
         pairs = np.array(sorted(void), dtype=np.int64)
         keys = pairs[:, 0] * 1000 + pairs[:, 1]
@@ -179,6 +182,17 @@ def features_build(
         calendar, school_ids=check_schools, first_week=first_week, last_week=last_week
     )
     state_size = definition.state_size
+    # The attendance of every student in scope in one pass: the table is laid
+    # out by date (imports arrive week by week), so reading it per chunk of
+    # students would read every page once per chunk.
+    preloaded = {
+        "attendance": raw.attendance_week_bits(
+            origin=calendar.origin_date,
+            first=max(calendar.start, calendar.week_start(first_week)),
+            last=min(calendar.end, calendar.week_end(last_week)),
+            student_ids=None if full_scope else ids,
+        ).sort_values(["student_id", "week"], kind="stable", ignore_index=True)
+    }
     for first in range(0, len(ids), chunk_students):
         chunk = ids[first : first + chunk_students]
         groups: list[tuple[np.ndarray, int, np.ndarray | None]] = []
@@ -209,6 +223,8 @@ def features_build(
                 last_week=last_week,
                 state=group_state,
                 void=void,
+                # Students without stored state start from week 0: their own read.
+                preloaded=preloaded if group_first == first_week else {},
             )
             summary.rows += written
             flags.extend(chunk_flags)

@@ -82,9 +82,12 @@ class AttendanceExtractor(Extractor):
         n, w = grid.shape
         first = max(calendar.start, calendar.week_start(grid.first_week))
         last = min(calendar.end, calendar.week_end(grid.last_week))
-        frame = raw.attendance_week_bits(
-            origin=calendar.origin_date, first=first, last=last, student_ids=grid.student_ids
-        )
+        frame = grid.preloaded_rows("attendance")
+        if frame is None:
+            frame = raw.attendance_week_bits(
+                origin=calendar.origin_date, first=first, last=last, student_ids=grid.student_ids
+            )
+        frame = frame[frame["week"].between(grid.first_week, grid.last_week)]
         rows = grid.rows_of(frame["student_id"].to_numpy())
         weeks = frame["week"].to_numpy()
         out = []

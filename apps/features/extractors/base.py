@@ -31,6 +31,19 @@ class Grid:
     entry_weeks: pd.DataFrame  # one row per enrollment: row, week (of the entry date)
     # Student-weeks whose attendance records are held back as data errors.
     attendance_void: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    # Raw aggregates the build read once for many chunks (source name → frame
+    # sorted by student_id); an extractor reads its own only when absent.
+    preloaded: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def preloaded_rows(self, name: str) -> pd.DataFrame | None:
+        frame = self.preloaded.get(name)
+        if frame is None:
+            return None
+        ids = frame["student_id"].to_numpy()
+        first = np.searchsorted(ids, self.student_ids[0], side="left")
+        last = np.searchsorted(ids, self.student_ids[-1], side="right")
+        part = frame.iloc[first:last]
+        return part[np.isin(part["student_id"].to_numpy(), self.student_ids)]
 
     @property
     def shape(self) -> tuple[int, int]:
