@@ -189,12 +189,26 @@ GRADE_COLUMNS = [
 ]
 
 
-def grades(*, origin: dt.date, academic_year: int, student_ids: Ids) -> pd.DataFrame:
-    """The year's marks as shares of the maximum; -1 marks a missing assessment."""
+def grades(
+    *,
+    origin: dt.date,
+    academic_year: int,
+    student_ids: Ids,
+    days: tuple[int, int] | None = None,
+) -> pd.DataFrame:
+    """The year's marks as shares of the maximum; -1 marks a missing assessment.
+
+    `days` (first, last; days from `origin`) keeps only marks dated in between.
+    """
     table = GradeRecord._meta.db_table
     offset = _day_offset("g.assessment_date")
     cast = "::bigint" if _postgres() else ""
     where, id_params = _in_ids("g.student_id", student_ids)
+    params: list[Any] = [origin, academic_year]
+    if days is not None:
+        first = origin + dt.timedelta(days=days[0])
+        where = f" AND g.assessment_date BETWEEN %s AND %s{where}"
+        params += [first, origin + dt.timedelta(days=days[1])]
     sql = (
         f"SELECT g.student_id{cast} AS student_id, g.subject_id{cast} AS subject_id, "  # noqa: S608
         f"{offset}{cast} AS day, "
@@ -202,7 +216,7 @@ def grades(*, origin: dt.date, academic_year: int, student_ids: Ids) -> pd.DataF
         "/ CAST(g.max_score AS DOUBLE PRECISION) END AS share "
         f"FROM {table} g WHERE g.academic_year = %s{where}"
     )
-    return _frame(sql, [origin, academic_year, *id_params], GRADE_COLUMNS)
+    return _frame(sql, [*params, *id_params], GRADE_COLUMNS)
 
 
 def subject_codes() -> dict[int, str]:

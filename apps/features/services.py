@@ -78,11 +78,14 @@ def _compute_and_write(
     first_week: int,
     last_week: int,
     state: np.ndarray | None,
+    previous: np.ndarray | None,
     void: set[tuple[int, int]],
     preloaded: dict[str, pd.DataFrame],
 ) -> tuple[int, list[validation.Flag]]:
     grid = build_grid(calendar, student_ids, first_week=first_week, last_week=last_week)
     grid.preloaded = preloaded
+    if previous is not None:
+        grid.previous = {c: previous[:, i] for i, c in enumerate(definition.columns)}
     if void:
         pairs = np.array(sorted(void), dtype=np.int64)
         keys = pairs[:, 0] * 1000 + pairs[:, 1]
@@ -195,25 +198,24 @@ def features_build(
     }
     for first in range(0, len(ids), chunk_students):
         chunk = ids[first : first + chunk_students]
-        groups: list[tuple[np.ndarray, int, np.ndarray | None]] = []
+        groups: list[tuple[np.ndarray, int, np.ndarray | None, np.ndarray | None]] = []
         if first_week > 0:
-            have, states = store.states_read(
+            have, states, previous = store.states_read(
                 feature_set_id=feature_set.pk,
                 academic_year=academic_year,
                 week_start=calendar.week_start(first_week - 1),
                 student_ids=chunk.tolist(),
                 state_size=state_size,
+                n_columns=len(definition.columns),
             )
-            order = np.argsort(have)
-            have, states = have[order], states[order]
             if len(have):
-                groups.append((have, first_week, states))
+                groups.append((have, first_week, states, previous))
             rest = np.setdiff1d(chunk, have)
         else:
             rest = chunk
         if len(rest):
-            groups.append((rest, 0, None))
-        for group_ids, group_first, group_state in groups:
+            groups.append((rest, 0, None, None))
+        for group_ids, group_first, group_state, group_previous in groups:
             written, chunk_flags = _compute_and_write(
                 feature_set=feature_set,
                 definition=definition,
@@ -222,6 +224,7 @@ def features_build(
                 first_week=group_first,
                 last_week=last_week,
                 state=group_state,
+                previous=group_previous,
                 void=void,
                 # Students without stored state start from week 0: their own read.
                 preloaded=preloaded if group_first == first_week else {},

@@ -136,27 +136,41 @@ def states_read(
     week_start: Any,
     student_ids: Sequence[int],
     state_size: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The stored state after `week_start` for the students that have a row there."""
+    n_columns: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored state and values of `week_start` for the students with a row there."""
     clause, params = _ids_clause(student_ids)
     sql = (
-        f"SELECT student_id, state FROM {TABLE} WHERE feature_set_id = %s "  # noqa: S608
+        f'SELECT student_id, state, "values" FROM {TABLE} WHERE feature_set_id = %s '  # noqa: S608
         f"AND academic_year = %s AND week_start = %s{clause}"
     )
     all_params = [feature_set_id, academic_year, week_start, *params]
     if _postgres():
         out = pgcopy.fetch_packed(
-            sql, all_params, [("student_id", "int8", 0), ("state", "bytea", 2 * state_size)]
+            sql,
+            all_params,
+            [
+                ("student_id", "int8", 0),
+                ("state", "bytea", 2 * state_size),
+                ("values", "bytea", 4 * n_columns),
+            ],
         )
         ids = out["student_id"].astype(np.int64)
         states = np.frombuffer(out["state"].tobytes(), dtype="<i2").reshape(len(out), state_size)
-        return ids, states.astype(np.float64)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, all_params)
-        fetched = cursor.fetchall()
-    ids = np.array([r[0] for r in fetched], dtype=np.int64)
-    states = np.frombuffer(b"".join(bytes(r[1]) for r in fetched), dtype="<i2")
-    return ids, states.reshape(len(fetched), state_size).astype(np.float64)
+        values = np.frombuffer(out["values"].tobytes(), dtype="<f4").reshape(len(out), n_columns)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, all_params)
+            fetched = cursor.fetchall()
+        ids = np.array([r[0] for r in fetched], dtype=np.int64)
+        states = np.frombuffer(b"".join(bytes(r[1]) for r in fetched), dtype="<i2").reshape(
+            len(fetched), state_size
+        )
+        values = np.frombuffer(b"".join(bytes(r[2]) for r in fetched), dtype="<f4").reshape(
+            len(fetched), n_columns
+        )
+    order = np.argsort(ids)
+    return ids[order], states[order].astype(np.float64), values[order].astype(np.float64)
 
 
 @dataclass

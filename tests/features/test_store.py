@@ -66,6 +66,8 @@ def test_an_incremental_update_equals_a_full_rebuild(
     mark(student, school, week(1), "PPAAA")
     mark(other, school, week(1), "PPPPP")
     grade(student, "MATH", dt.date(2026, 1, 6), 30)
+    grade(other, "ENG", dt.date(2026, 1, 7), 70)
+    incident(other, school, dt.date(2026, 1, 5), severity=3)
     build(until=dt.date(2026, 1, 17))  # weeks 0-2
     kept = dict(
         WeeklyFeature.objects.filter(week_start__lt=week(2)).values_list("pk", "week_start")
@@ -75,6 +77,7 @@ def test_an_incremental_update_equals_a_full_rebuild(
     mark(student, school, week(3), "AAPPP")
     mark(other, school, week(3), "PPPPA")
     incident(student, school, dt.date(2026, 1, 19), severity=2)
+    grade(other, "ENG", dt.date(2026, 1, 20), 20)  # recomputed; `student`'s marks carry
     with django_capture_on_commit_callbacks(execute=True):
         student_data_changed.send(
             sender=None,
@@ -100,6 +103,13 @@ def test_an_incremental_update_equals_a_full_rebuild(
     streak = feature_set_current().columns.index("absence_streak")
     row = WeeklyFeature.objects.get(student=student, week_start=week(3))
     assert np.frombuffer(bytes(row.values), dtype="<f4")[streak] == 5  # A A A | A A
+    columns = feature_set_current().columns
+    other_week3 = np.frombuffer(
+        bytes(WeeklyFeature.objects.get(student=other, week_start=week(3)).values), dtype="<f4"
+    )
+    assert other_week3[columns.index("weeks_since_incident")] == 2
+    assert other_week3[columns.index("marks_average")] == pytest.approx(0.45)
+    assert other_week3[columns.index("failing_subjects")] == 1
 
 
 def test_refresh_is_idempotent(student: Student, school: School) -> None:

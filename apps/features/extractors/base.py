@@ -34,6 +34,18 @@ class Grid:
     # Raw aggregates the build read once for many chunks (source name → frame
     # sorted by student_id); an extractor reads its own only when absent.
     preloaded: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # In an incremental build, every student's stored values of the week
+    # before first_week (column → [N]); None in a build from the first week.
+    previous: dict[str, np.ndarray] | None = None
+
+    def window_days(self) -> tuple[int, int]:
+        """Days from the origin of the first and last day this build writes."""
+        return 7 * self.first_week, 7 * self.last_week + 6
+
+    def carried(self, column: str) -> np.ndarray:
+        """[N, W]: the previous week's value of `column` repeated over every week."""
+        assert self.previous is not None
+        return np.repeat(self.previous[column][:, None], self.shape[1], axis=1)
 
     def preloaded_rows(self, name: str) -> pd.DataFrame | None:
         frame = self.preloaded.get(name)
