@@ -49,13 +49,17 @@ def feature_set_ensure(*, definition: Definition | None = None) -> FeatureSet:
 
 @dataclass
 class BuildSummary:
-    students: int = 0
     rows: int = 0
     flags: int = 0
     years: list[int] = field(default_factory=list)
+    student_ids: set[int] = field(default_factory=set)
+
+    @property
+    def students(self) -> int:
+        return len(self.student_ids)
 
     def add(self, other: BuildSummary) -> None:
-        self.students = max(self.students, other.students)
+        self.student_ids |= other.student_ids
         self.rows += other.rows
         self.flags += other.flags
         self.years += other.years
@@ -174,7 +178,7 @@ def features_build(
         ids = _students_of_year(academic_year, school_ids)
     else:
         ids = np.unique(np.asarray(list(student_ids), dtype=np.int64))
-    summary.students = len(ids)
+    summary.student_ids = set(ids.tolist())
     if not len(ids):
         return summary
     full_scope = student_ids is None and school_ids is None
