@@ -182,7 +182,55 @@ class ReadRows:
     school_id: np.ndarray | None = None
 
 
+READ_STUDENTS = 20_000  # per packed query: keeps one bytea far below PostgreSQL's 1 GB
+
+
 def rows_read(
+    *,
+    feature_set_id: int,
+    academic_year: int,
+    n_columns: int,
+    student_ids: Sequence[int] | None = None,
+    week_from: Any = None,
+    week_to: Any = None,
+    with_school: bool = False,
+) -> ReadRows:
+    """The stored rows of the students (all if None) between the weeks, unordered."""
+    if student_ids is None or len(student_ids) <= READ_STUDENTS:
+        return _rows_read(
+            feature_set_id=feature_set_id,
+            academic_year=academic_year,
+            n_columns=n_columns,
+            student_ids=student_ids,
+            week_from=week_from,
+            week_to=week_to,
+            with_school=with_school,
+        )
+    ids = list(student_ids)
+    parts = [
+        _rows_read(
+            feature_set_id=feature_set_id,
+            academic_year=academic_year,
+            n_columns=n_columns,
+            student_ids=ids[first : first + READ_STUDENTS],
+            week_from=week_from,
+            week_to=week_to,
+            with_school=with_school,
+        )
+        for first in range(0, len(ids), READ_STUDENTS)
+    ]
+    return ReadRows(
+        student_id=np.concatenate([p.student_id for p in parts]),
+        week_start=np.concatenate([p.week_start for p in parts]),
+        in_session=np.concatenate([p.in_session for p in parts]),
+        values=np.concatenate([p.values for p in parts]),
+        school_id=np.concatenate([p.school_id for p in parts if p.school_id is not None])
+        if with_school
+        else None,
+    )
+
+
+def _rows_read(
     *,
     feature_set_id: int,
     academic_year: int,

@@ -297,3 +297,58 @@ def test_the_store_has_a_time_index_on_week_start() -> None:
         )
         definitions = [row[0] for row in cursor.fetchall()]
     assert any("brin (week_start)" in d or "week_start" in d for d in definitions), definitions
+
+
+def test_large_reads_are_split_into_several_queries(
+    build: Callable[..., Built], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    school = SchoolFactory()
+    pupils = [StudentFactory() for _ in range(5)]
+    for number, pupil in enumerate(pupils):
+        EnrollmentFactory(student=pupil, school=school, entry_date=dt.date(2026, 1, 1))
+        mark(pupil, school, week(1), "PPPPA" if number % 2 else "PPPPP")
+    build(until=dt.date(2026, 1, 17))
+    whole = students_as_of(feature_set_current(), week_start=week(2), school_ids=[school.pk])
+    monkeypatch.setattr("apps.features.store.READ_STUDENTS", 2)
+    split = students_as_of(feature_set_current(), week_start=week(2), school_ids=[school.pk])
+    assert split.student_ids.tolist() == whole.student_ids.tolist() == sorted(p.pk for p in pupils)
+    assert np.array_equal(split.values, whole.values, equal_nan=True)
+
+
+@pytest.mark.redis
+def test_windows_are_cached_in_redis_and_dropped_on_refresh(
+    student: Student,
+    school: School,
+    build: Callable[..., Built],
+    redis_url: str,
+    settings: pytest.FixtureRequest,
+    django_capture_on_commit_callbacks: Callable,
+) -> None:
+    import redis
+
+    settings.CACHES = {  # type: ignore[attr-defined]
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+    }
+    mark(student, school, week(1), "PPPPP")
+    build(until=dt.date(2026, 1, 17))
+    feature_set = feature_set_current()
+    rate = feature_set.columns.index("attendance_rate")
+    first = student_window(feature_set, student_id=student.pk, as_of=week(1), weeks=2)
+    client = redis.Redis.from_url(redis_url)
+    assert any(b"features:window" in key for key in client.keys("*"))
+    assert first.values[0, -1, rate] == 1.0
+
+    from apps.students.models import AttendanceRecord
+
+    AttendanceRecord.objects.filter(student=student, date=week(1)).update(status="absent")
+    with django_capture_on_commit_callbacks(execute=True):
+        student_data_changed.send(
+            sender=None,
+            student_ids=[student.pk],
+            since=week(1),
+            until=week(1),
+            kinds=[],
+            source="t",
+        )
+    again = student_window(feature_set, student_id=student.pk, as_of=week(1), weeks=2)
+    assert again.values[0, -1, rate] == pytest.approx(0.8)
