@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.features import cache as feature_cache
@@ -73,7 +75,7 @@ def _students_of_year(academic_year: int, school_ids: Sequence[int] | None) -> n
     return np.unique(np.fromiter(ids, dtype=np.int64))
 
 
-def _compute_and_write(
+def _compute(
     *,
     feature_set: FeatureSet,
     definition: Definition,
@@ -85,7 +87,7 @@ def _compute_and_write(
     previous: np.ndarray | None,
     void: set[tuple[int, int]],
     preloaded: dict[str, pd.DataFrame],
-) -> tuple[int, list[validation.Flag]]:
+) -> tuple[store.Rows, list[validation.Flag]]:
     grid = build_grid(calendar, student_ids, first_week=first_week, last_week=last_week)
     grid.preloaded = preloaded
     if previous is not None:
@@ -122,26 +124,136 @@ def _compute_and_write(
     flags = validation.out_of_range(
         row_values, definition.columns, definition.ranges, schools=schools, weeks=weeks
     )
+    batch = store.Rows(
+        student_id=grid.student_ids[rows],
+        school_id=schools,
+        week_start=calendar.week_starts[weeks],
+        in_session=grid.in_session[rows, weeks],
+        values=row_values,
+        state=row_state,
+    )
+    return batch, flags
+
+
+def _write(
+    *,
+    feature_set_id: int,
+    academic_year: int,
+    student_ids: np.ndarray,
+    week_from: dt.date,
+    batch: store.Rows,
+) -> int:
+    """Replace the students' rows from `week_from` on with `batch`, atomically."""
     with transaction.atomic():
         store.rows_delete(
-            feature_set_id=feature_set.pk,
-            academic_year=calendar.academic_year,
+            feature_set_id=feature_set_id,
+            academic_year=academic_year,
             student_ids=student_ids.tolist(),
-            week_from=calendar.week_start(first_week),
+            week_from=week_from,
         )
-        written = store.rows_insert(
-            feature_set_id=feature_set.pk,
-            academic_year=calendar.academic_year,
-            rows=store.Rows(
-                student_id=grid.student_ids[rows],
-                school_id=schools,
-                week_start=calendar.week_starts[weeks],
-                in_session=grid.in_session[rows, weeks],
-                values=row_values,
-                state=row_state,
-            ),
+        return store.rows_insert(
+            feature_set_id=feature_set_id, academic_year=academic_year, rows=batch
         )
-    return written, flags
+
+
+def _close_connection() -> None:
+    connection.close()  # resolved in the calling thread: that thread's connection
+
+
+class _Writer:
+    """Writes batches on a second connection while the next chunk is computed.
+
+    The database ingests one chunk while numpy works on the next: on two
+    cores that overlap is most of the gain. Only outside a transaction (the
+    second connection could not see the caller's uncommitted rows) and on
+    PostgreSQL; elsewhere batches are written inline.
+    """
+
+    def __init__(self) -> None:
+        threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self.pool = ThreadPoolExecutor(max_workers=1) if threaded else None
+        self.pending: Future[int] | None = None
+        self.written = 0
+
+    def submit(self, **kwargs: Any) -> None:
+        if self.pool is None:
+            self.written += _write(**kwargs)
+            return
+        self.wait()
+        self.pending = self.pool.submit(_write, **kwargs)
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            self.written += self.pending.result()
+            self.pending = None
+
+    def close(self) -> int:
+        try:
+            self.wait()
+        finally:
+            if self.pool is not None:
+                # The thread's own connection, not the caller's.
+                self.pool.submit(_close_connection).result()
+                self.pool.shutdown()
+        return self.written
+
+
+def _build_chunks(
+    *,
+    writer: _Writer,
+    feature_set: FeatureSet,
+    definition: Definition,
+    calendar: YearCalendar,
+    ids: np.ndarray,
+    first_week: int,
+    last_week: int,
+    chunk_students: int,
+    void: set[tuple[int, int]],
+    preloaded: dict[str, pd.DataFrame],
+    flags: list[validation.Flag],
+) -> None:
+    state_size = definition.state_size
+    for first in range(0, len(ids), chunk_students):
+        chunk = ids[first : first + chunk_students]
+        groups: list[tuple[np.ndarray, int, np.ndarray | None, np.ndarray | None]] = []
+        if first_week > 0:
+            have, states, previous = store.states_read(
+                feature_set_id=feature_set.pk,
+                academic_year=calendar.academic_year,
+                week_start=calendar.week_start(first_week - 1),
+                student_ids=chunk.tolist(),
+                state_size=state_size,
+                n_columns=len(definition.columns),
+            )
+            if len(have):
+                groups.append((have, first_week, states, previous))
+            rest = np.setdiff1d(chunk, have)
+        else:
+            rest = chunk
+        if len(rest):
+            groups.append((rest, 0, None, None))
+        for group_ids, group_first, group_state, group_previous in groups:
+            batch, chunk_flags = _compute(
+                feature_set=feature_set,
+                definition=definition,
+                calendar=calendar,
+                student_ids=group_ids,
+                first_week=group_first,
+                last_week=last_week,
+                state=group_state,
+                previous=group_previous,
+                void=void,
+                # Students without stored state start from week 0: their own read.
+                preloaded=preloaded if group_first == first_week else {},
+            )
+            writer.submit(
+                feature_set_id=feature_set.pk,
+                academic_year=calendar.academic_year,
+                student_ids=group_ids,
+                week_from=calendar.week_start(group_first),
+                batch=batch,
+            )
+            flags.extend(chunk_flags)
 
 
 def features_build(
@@ -188,7 +300,6 @@ def features_build(
     flags, void = validation.school_week_checks(
         calendar, school_ids=check_schools, first_week=first_week, last_week=last_week
     )
-    state_size = definition.state_size
     # The attendance of every student in scope in one pass: the table is laid
     # out by date (imports arrive week by week), so reading it per chunk of
     # students would read every page once per chunk.
@@ -200,41 +311,23 @@ def features_build(
             student_ids=None if full_scope else ids,
         ).sort_values(["student_id", "week"], kind="stable", ignore_index=True)
     }
-    for first in range(0, len(ids), chunk_students):
-        chunk = ids[first : first + chunk_students]
-        groups: list[tuple[np.ndarray, int, np.ndarray | None, np.ndarray | None]] = []
-        if first_week > 0:
-            have, states, previous = store.states_read(
-                feature_set_id=feature_set.pk,
-                academic_year=academic_year,
-                week_start=calendar.week_start(first_week - 1),
-                student_ids=chunk.tolist(),
-                state_size=state_size,
-                n_columns=len(definition.columns),
-            )
-            if len(have):
-                groups.append((have, first_week, states, previous))
-            rest = np.setdiff1d(chunk, have)
-        else:
-            rest = chunk
-        if len(rest):
-            groups.append((rest, 0, None, None))
-        for group_ids, group_first, group_state, group_previous in groups:
-            written, chunk_flags = _compute_and_write(
-                feature_set=feature_set,
-                definition=definition,
-                calendar=calendar,
-                student_ids=group_ids,
-                first_week=group_first,
-                last_week=last_week,
-                state=group_state,
-                previous=group_previous,
-                void=void,
-                # Students without stored state start from week 0: their own read.
-                preloaded=preloaded if group_first == first_week else {},
-            )
-            summary.rows += written
-            flags.extend(chunk_flags)
+    writer = _Writer()
+    try:
+        _build_chunks(
+            writer=writer,
+            feature_set=feature_set,
+            definition=definition,
+            calendar=calendar,
+            ids=ids,
+            first_week=first_week,
+            last_week=last_week,
+            chunk_students=chunk_students,
+            void=void,
+            preloaded=preloaded,
+            flags=flags,
+        )
+    finally:
+        summary.rows = writer.close()
     summary.flags = validation.flags_write(
         source=f"features:{feature_set.version}",
         calendar=calendar,

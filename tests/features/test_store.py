@@ -352,3 +352,19 @@ def test_windows_are_cached_in_redis_and_dropped_on_refresh(
         )
     again = student_window(feature_set, student_id=student.pk, as_of=week(1), weeks=2)
     assert again.values[0, -1, rate] == pytest.approx(0.8)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_chunks_are_written_by_a_second_connection() -> None:
+    school = SchoolFactory()
+    pupils = [StudentFactory() for _ in range(5)]
+    for pupil in pupils:
+        EnrollmentFactory(student=pupil, school=school, entry_date=dt.date(2026, 1, 1))
+        mark(pupil, school, week(1), "PPPAA")
+    summary = features_build(academic_year=YEAR, until=dt.date(2026, 1, 17), chunk_students=2)
+    assert summary.rows == 15
+    assert WeeklyFeature.objects.count() == 15
+    history = next(history_chunks(feature_set_current(), academic_year=YEAR))
+    rate = history.columns.index("attendance_rate")
+    assert history.values[:, 1, rate].tolist() == pytest.approx([0.6] * 5)
