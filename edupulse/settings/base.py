@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "apps.feedback",
     "apps.dashboards",
     "apps.ingestion",
+    "apps.features",
 ]
 
 MIDDLEWARE = [

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.common.signals import student_data_changes_batched
 from apps.ingestion.formats import FILE_NAME_HINTS
 from apps.ingestion.models import BACKFILL_ORDER, ImportJob, ImportKind, ImportPolicy, ImportStatus
 from apps.ingestion.problems import render_message
@@ -90,6 +91,13 @@ class Command(BaseCommand):
             files = [(kind, path)]
         else:
             raise CommandError(f"{path} does not exist.", returncode=2)
+        # A backfill announces its changes once, so features are rebuilt once.
+        with student_data_changes_batched(source=f"import_data:{path.name}"):
+            failed = self._import(files, options)
+        if failed:
+            sys.exit(1)
+
+    def _import(self, files: list[tuple[str, Path]], options: dict[str, Any]) -> bool:
         failed = False
         for file_kind, file_path in files:
             if options["skip_known"] and import_job_already_done(kind=file_kind, path=file_path):
@@ -106,8 +114,7 @@ class Command(BaseCommand):
             job = import_job_run(job_id=job.pk)
             self._summary(job, quiet=options["quiet_problems"])
             failed |= job.status != ImportStatus.DONE
-        if failed:
-            sys.exit(1)
+        return failed
 
     def _summary(self, job: ImportJob, *, quiet: bool) -> None:
         style = self.style.SUCCESS if job.status == ImportStatus.DONE else self.style.ERROR

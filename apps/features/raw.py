@@ -1,0 +1,264 @@
+"""Set-based reads of the raw records, aggregated in the database.
+
+Attendance is the big table (a row per student per school day), so it never
+crosses into Python row by row: the database folds each student's week into
+four 7-bit masks (recorded, absent, excused, late days) and only those
+cross, through binary COPY on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import connection, transaction
+
+from apps.features import pgcopy
+from apps.students.models import (
+    AttendanceRecord,
+    DisciplineIncident,
+    Enrollment,
+    GradeRecord,
+    Student,
+    Subject,
+)
+
+Ids = Sequence[int] | np.ndarray
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _day_offset(column: str) -> str:
+    """SQL for the whole days from the origin (the first %s parameter) to `column`."""
+    if _postgres():
+        return f"({column} - %s::date)"
+    return f"CAST(julianday({column}) - julianday(%s) AS INTEGER)"
+
+
+def _in_ids(column: str, ids: Ids | None) -> tuple[str, list[Any]]:
+    if ids is None:
+        return "", []
+    values = [int(i) for i in ids]
+    if not values:
+        return " AND 1 = 0", []
+    if _postgres():
+        # The range lets the planner walk an index on the column; ANY keeps it exact.
+        clause = f" AND {column} BETWEEN %s AND %s AND {column} = ANY(%s::bigint[])"
+        return clause, [min(values), max(values), values]
+    # One JSON parameter instead of thousands of placeholders (SQLite's limit).
+    clause = f" AND {column} IN (SELECT value FROM json_each(%s))"  # noqa: S608
+    return clause, [json.dumps(values)]  # noqa: S608
+
+
+def _frame(sql: str, params: list[Any], columns: list[tuple[str, str, int]]) -> pd.DataFrame:
+    if _postgres():
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Big aggregates hash in memory instead of spilling to disk.
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+            return pd.DataFrame(pgcopy.fetch_packed(sql, params, columns))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    names = [name for name, _kind, _width in columns]
+    frame = pd.DataFrame.from_records(rows, columns=names)
+    return frame.astype(
+        {name: ("int64" if kind == "int8" else "float64") for name, kind, _w in columns}
+    )
+
+
+STATUS_SHIFT = {"present": 0, "absent": 7, "excused": 14, "late": 21}
+
+
+def attendance_week_bits(
+    *, origin: dt.date, first: dt.date, last: dt.date, student_ids: Ids | None
+) -> pd.DataFrame:
+    """Per student and week (index from `origin`): day masks of the records in [first, last].
+
+    The database folds a student's week into one 28-bit integer, four 7-bit
+    masks side by side (present, absent, excused, late; bit d = origin day
+    7 * week + d). Each (student, date) is unique, so summing distinct powers
+    of two is a bitwise OR, and an int4 sum stays in fast integer arithmetic.
+    """
+    table = AttendanceRecord._meta.db_table
+    offset = _day_offset("a.date")
+    shift = " ".join(f"WHEN '{status}' THEN {bit}" for status, bit in STATUS_SHIFT.items())
+    where, id_params = _in_ids("a.student_id", student_ids)
+    inner = (
+        f"SELECT a.student_id AS student_id, {offset} / 7 AS week, "  # noqa: S608
+        f"SUM(1 << ({offset} %% 7 + CASE a.status {shift} ELSE 0 END)) AS masks "
+        f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where} "
+        f"GROUP BY a.student_id, week"
+    )
+    params = [origin, origin, first, last, *id_params]
+    if _postgres():
+        # One bigint per student-week (student << 34 | week << 28 | masks), packed;
+        # Student pks stay far below 2**29.
+        packed = pgcopy.fetch_packed(
+            f"SELECT (q.student_id::bigint << 34) | (q.week::bigint << 28) "  # noqa: S608
+            f"| q.masks AS packed FROM ({inner}) AS q",
+            params,
+            [("packed", "int8", 0)],
+        )["packed"].astype(np.int64)
+        student = packed >> 34
+        week = (packed >> 28) & 63
+        masks = packed & ((1 << 28) - 1)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(inner, params)
+            rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 3)
+        student, week, masks = rows[:, 0], rows[:, 1], rows[:, 2]
+    absent, excused, late = (masks >> 7) & 127, (masks >> 14) & 127, (masks >> 21) & 127
+    return pd.DataFrame(
+        {
+            "student_id": student,
+            "week": week,
+            "rec": (masks | masks >> 7 | masks >> 14 | masks >> 21) & 127,
+            "absent": absent,
+            "excused": excused,
+            "late": late,
+        }
+    )
+
+
+SCHOOL_WEEK_COLUMNS = [
+    ("school_id", "int8", 0),
+    ("week", "int8", 0),
+    ("rec", "int8", 0),
+    ("attended", "int8", 0),
+]
+
+
+def school_week_attendance(
+    *, origin: dt.date, first: dt.date, last: dt.date, school_ids: Ids | None
+) -> pd.DataFrame:
+    """Records and attended days per school and week: the data-error checks' input."""
+    table = AttendanceRecord._meta.db_table
+    offset = _day_offset("a.date")
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("a.school_id", school_ids)
+    sql = (
+        f"SELECT a.school_id{cast} AS school_id, ({offset} / 7){cast} AS week, "  # noqa: S608
+        f"COUNT(*){cast} AS rec, "
+        f"SUM(CASE WHEN a.status IN ('present', 'late') THEN 1 ELSE 0 END){cast} AS attended "
+        f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where} "
+        f"GROUP BY a.school_id, week"
+    )
+    return _frame(sql, [origin, first, last, *id_params], SCHOOL_WEEK_COLUMNS)
+
+
+ENROLLMENT_COLUMNS = [
+    ("student_id", "int8", 0),
+    ("school_id", "int8", 0),
+    ("grade_level", "int8", 0),
+    ("entry_day", "int8", 0),
+    ("exit_day", "int8", 0),
+]
+NO_EXIT = 1_000_000  # days after the origin: an enrollment still open
+
+
+def enrollments(*, origin: dt.date, academic_year: int, student_ids: Ids) -> pd.DataFrame:
+    """The year's enrollments, entry and exit as days from `origin`, by student and entry."""
+    table = Enrollment._meta.db_table
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("e.student_id", student_ids)
+    sql = (
+        f"SELECT e.student_id{cast} AS student_id, e.school_id{cast} AS school_id, "  # noqa: S608
+        f"e.grade_level{cast} AS grade_level, {_day_offset('e.entry_date')}{cast} AS entry_day, "
+        f"COALESCE({_day_offset('e.exit_date')}, {NO_EXIT}){cast} AS exit_day "
+        f"FROM {table} e WHERE e.academic_year = %s{where}"
+    )
+    frame = _frame(sql, [origin, origin, academic_year, *id_params], ENROLLMENT_COLUMNS)
+    return frame.sort_values(["student_id", "entry_day"], kind="stable").reset_index(drop=True)
+
+
+BIRTH_COLUMNS = [("student_id", "int8", 0), ("birth_day", "int8", 0)]
+
+
+def birth_dates(*, origin: dt.date, student_ids: Ids) -> pd.DataFrame:
+    """Known birth dates as days from `origin` (negative: before it)."""
+    table = Student._meta.db_table
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("s.id", student_ids)
+    sql = (
+        f"SELECT s.id{cast} AS student_id, {_day_offset('s.date_of_birth')}{cast} AS birth_day "  # noqa: S608
+        f"FROM {table} s WHERE s.date_of_birth IS NOT NULL{where}"
+    )
+    return _frame(sql, [origin, *id_params], BIRTH_COLUMNS)
+
+
+def schools_of(*, academic_year: int, student_ids: Ids) -> list[int]:
+    table = Enrollment._meta.db_table
+    where, id_params = _in_ids("e.student_id", student_ids)
+    sql = f"SELECT DISTINCT e.school_id FROM {table} e WHERE e.academic_year = %s{where}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [academic_year, *id_params])
+        return sorted(int(row[0]) for row in cursor.fetchall())
+
+
+GRADE_COLUMNS = [
+    ("student_id", "int8", 0),
+    ("subject_id", "int8", 0),
+    ("day", "int8", 0),
+    ("share", "float8", 0),
+]
+
+
+def grades(
+    *,
+    origin: dt.date,
+    academic_year: int,
+    student_ids: Ids,
+    days: tuple[int, int] | None = None,
+) -> pd.DataFrame:
+    """The year's marks as shares of the maximum; -1 marks a missing assessment.
+
+    `days` (first, last; days from `origin`) keeps only marks dated in between.
+    """
+    table = GradeRecord._meta.db_table
+    offset = _day_offset("g.assessment_date")
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("g.student_id", student_ids)
+    params: list[Any] = [origin, academic_year]
+    if days is not None:
+        first = origin + dt.timedelta(days=days[0])
+        where = f" AND g.assessment_date BETWEEN %s AND %s{where}"
+        params += [first, origin + dt.timedelta(days=days[1])]
+    sql = (
+        f"SELECT g.student_id{cast} AS student_id, g.subject_id{cast} AS subject_id, "  # noqa: S608
+        f"{offset}{cast} AS day, "
+        "CASE WHEN g.is_missing THEN -1.0 ELSE CAST(g.score AS DOUBLE PRECISION) "
+        "/ CAST(g.max_score AS DOUBLE PRECISION) END AS share "
+        f"FROM {table} g WHERE g.academic_year = %s{where}"
+    )
+    return _frame(sql, [*params, *id_params], GRADE_COLUMNS)
+
+
+def subject_codes() -> dict[int, str]:
+    return dict(Subject.objects.values_list("pk", "code"))
+
+
+INCIDENT_COLUMNS = [
+    ("student_id", "int8", 0),
+    ("day", "int8", 0),
+    ("severity", "int8", 0),
+    ("days_suspended", "int8", 0),
+]
+
+
+def incidents(*, origin: dt.date, first: dt.date, last: dt.date, student_ids: Ids) -> pd.DataFrame:
+    table = DisciplineIncident._meta.db_table
+    offset = _day_offset("d.date")
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("d.student_id", student_ids)
+    sql = (
+        f"SELECT d.student_id{cast} AS student_id, {offset}{cast} AS day, "  # noqa: S608
+        f"d.severity{cast} AS severity, d.days_suspended{cast} AS days_suspended "
+        f"FROM {table} d WHERE d.date >= %s AND d.date <= %s{where}"
+    )
+    return _frame(sql, [origin, first, last, *id_params], INCIDENT_COLUMNS)
