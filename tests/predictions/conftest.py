@@ -15,12 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from django.test import override_settings
 
 from apps.students.models import RegionLevel
 from tests.factories import EnrollmentFactory, RegionFactory, SchoolFactory, StudentFactory
 
 YEAR = 2020
+
+# Tiny models gain nothing from intra-op threads; on a busy 2-core machine they
+# spin against other processes (the same choice as tests/ml/conftest.py).
+torch.set_num_threads(1)
 COLUMNS = ["attendance_rate", "grade_avg", "incidents"]
 
 
