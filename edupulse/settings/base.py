@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "apps.common",
     "apps.accounts",
     "apps.students",
+    "apps.features",
     "apps.predictions",
 ]
 

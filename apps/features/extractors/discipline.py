@@ -1,0 +1,65 @@
+"""Discipline: incidents, severity-weighted incidents, suspensions, weeks since the last."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from apps.features import raw
+from apps.features.extractors.base import Extracted, Extractor, Grid
+
+
+class DisciplineExtractor(Extractor):
+    name = "discipline"
+    code_version = 1
+
+    def __init__(
+        self, *, severity_weights: tuple[float, float, float] = (1.0, 2.0, 4.0), cap_weeks: int = 52
+    ) -> None:
+        # A serious incident (fighting, substance use) says more than two minor ones.
+        self.severity_weights = severity_weights
+        self.cap_weeks = cap_weeks
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ("incidents", "incident_severity", "suspension_days", "weeks_since_incident")
+
+    def params(self) -> dict[str, Any]:
+        return {"severity_weights": list(self.severity_weights), "cap_weeks": self.cap_weeks}
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        return {
+            "incidents": (0, 50),
+            "incident_severity": (0, 200),
+            "suspension_days": (0, 365),
+            "weeks_since_incident": (0, self.cap_weeks),
+        }
+
+    def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
+        n, w = grid.shape
+        calendar = grid.calendar
+        frame = raw.incidents(
+            origin=calendar.origin_date,
+            first=calendar.start,
+            last=calendar.end,
+            student_ids=grid.student_ids,
+        )
+        rows = grid.rows_of(frame["student_id"].to_numpy())
+        weeks = np.clip(frame["day"].to_numpy() // 7, 0, w - 1)
+        weights = np.asarray(self.severity_weights)[frame["severity"].to_numpy() - 1]
+        count = grid.scatter_sum(rows, weeks)
+        last = np.where(count > 0, np.arange(w)[None, :], -1)
+        np.maximum.accumulate(last, axis=1, out=last)
+        # No incident yet this year reads as the cap: a real value, not missing.
+        since = np.where(last >= 0, np.arange(w)[None, :] - last, self.cap_weeks)
+        return Extracted(
+            values={
+                "incidents": count,
+                "incident_severity": grid.scatter_sum(rows, weeks, weights),
+                "suspension_days": grid.scatter_sum(
+                    rows, weeks, frame["days_suspended"].to_numpy(dtype=np.float64)
+                ),
+                "weeks_since_incident": np.minimum(since, self.cap_weeks).astype(np.float64),
+            }
+        )

@@ -1,0 +1,126 @@
+"""Enrollment context: which school and grade each week, and the grid itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from apps.features import raw
+from apps.features.calendar import YearCalendar
+from apps.features.extractors.base import Extracted, Extractor, Grid
+
+
+def build_grid(
+    calendar: YearCalendar, student_ids: np.ndarray, *, first_week: int, last_week: int
+) -> Grid:
+    student_ids = np.asarray(student_ids, dtype=np.int64)
+    n, w = len(student_ids), calendar.weeks
+    frame = raw.enrollments(academic_year=calendar.academic_year, student_ids=student_ids)
+    enrolled = np.zeros((n, w), dtype=bool)
+    school = np.zeros((n, w), dtype=np.int64)
+    grade = np.full((n, w), np.nan)
+    origin = calendar.origin_date
+    if len(frame):
+        rows = np.searchsorted(student_ids, frame["student_id"].to_numpy(dtype=np.int64))
+        origin64 = np.datetime64(origin, "D")
+        entry_days = (
+            pd.to_datetime(frame["entry_date"]).to_numpy().astype("datetime64[D]") - origin64
+        ).astype(np.int64)
+        exits = pd.to_datetime(frame["exit_date"]).to_numpy().astype("datetime64[D]")
+        exit_days = np.where(
+            np.isnat(exits), 7 * w, (exits - origin64).astype("timedelta64[D]").astype(np.int64)
+        )
+        first = np.clip(entry_days // 7, 0, w - 1)
+        last = np.clip(exit_days // 7, 0, w - 1)
+        # Enrollments are ordered by entry date within each student, so a
+        # transfer's new school wins the week in which both are open.
+        rank = frame.groupby("student_id").cumcount().to_numpy()
+        weeks = np.arange(w)[None, :]
+        school_ids = frame["school_id"].to_numpy(dtype=np.int64)
+        grades = frame["grade_level"].to_numpy(dtype=np.float64)
+        for k in range(int(rank.max()) + 1):
+            sel = rank == k
+            span = (weeks >= first[sel, None]) & (weeks <= last[sel, None])
+            r = rows[sel]
+            enrolled[r] |= span
+            school[r] = np.where(span, school_ids[sel, None], school[r])
+            grade[r] = np.where(span, grades[sel, None], grade[r])
+        entry_weeks = pd.DataFrame({"row": rows, "week": first})
+    else:
+        entry_weeks = pd.DataFrame({"row": np.zeros(0, np.int64), "week": np.zeros(0, np.int64)})
+    school_bits = np.zeros((n, w), dtype=np.int64)
+    schools = np.unique(school[school > 0])
+    if len(schools):
+        table = calendar.school_bits(schools)
+        index = np.searchsorted(schools, school)
+        index = np.clip(index, 0, len(schools) - 1)
+        school_bits = np.where(school > 0, table[index, np.arange(w)[None, :]], 0)
+    return Grid(
+        calendar=calendar,
+        student_ids=student_ids,
+        first_week=first_week,
+        last_week=last_week,
+        enrolled=enrolled,
+        school=school,
+        grade_level=grade,
+        school_bits=school_bits,
+        entry_weeks=entry_weeks,
+        attendance_void=np.zeros((n, w), dtype=bool),
+    )
+
+
+class EnrollmentExtractor(Extractor):
+    name = "enrollment"
+    code_version = 1
+
+    def __init__(self, *, entry_age: int = 6) -> None:
+        # Grade 1 starts at six in Bangladesh, so grade g is expected at g + 5.
+        self.entry_age = entry_age
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ("grade_level", "over_age", "weeks_enrolled", "school_changes")
+
+    def params(self) -> dict[str, Any]:
+        return {"entry_age": self.entry_age}
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        return {
+            "grade_level": (1, 12),
+            "over_age": (0, 10),
+            "weeks_enrolled": (0, 54),
+            "school_changes": (0, 12),
+        }
+
+    def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
+        n, w = grid.shape
+        start = grid.calendar.start
+        births = raw.birth_dates(grid.student_ids)
+        age = np.full(n, np.nan)
+        if len(births):
+            known = births.dropna(subset=["date_of_birth"])
+            dob = pd.to_datetime(known["date_of_birth"])
+            before_birthday = (dob.dt.month > start.month) | (
+                (dob.dt.month == start.month) & (dob.dt.day > start.day)
+            )
+            years = start.year - dob.dt.year - before_birthday.astype(int)
+            age[grid.rows_of(known["student_id"].to_numpy())] = years.to_numpy(dtype=np.float64)
+        expected = grid.grade_level + (self.entry_age - 1)
+        over_age = np.maximum(age[:, None] - expected, 0.0)
+
+        weeks_enrolled = np.cumsum(grid.in_session, axis=1).astype(np.float64)
+        entries = grid.entry_weeks
+        started = np.cumsum(
+            grid.scatter_sum(entries["row"].to_numpy(), entries["week"].to_numpy()), axis=1
+        )
+        school_changes = np.maximum(started - 1, 0)
+        return Extracted(
+            values={
+                "grade_level": grid.grade_level.copy(),
+                "over_age": over_age,
+                "weeks_enrolled": weeks_enrolled,
+                "school_changes": school_changes,
+            }
+        )

@@ -1,0 +1,139 @@
+"""Grades: marks as shares of the maximum, running averages, trajectory, failing subjects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from apps.features import raw
+from apps.features.extractors.base import Extracted, Extractor, Grid, forward_fill, ratio
+
+
+class GradesExtractor(Extractor):
+    name = "grades"
+    code_version = 1
+
+    def __init__(
+        self,
+        *,
+        core_subjects: tuple[str, ...] = ("BAN", "ENG", "MATH"),
+        pass_share: float = 0.33,
+        trend_assessments: int = 3,
+    ) -> None:
+        # 33% is the pass mark of Bangladesh's secondary examinations.
+        self.core_subjects = core_subjects
+        self.pass_share = pass_share
+        if trend_assessments not in (2, 3):
+            raise ValueError("trend_assessments must be 2 or 3")
+        self.trend_assessments = trend_assessments
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (
+            "marks_share",
+            "marks_average",
+            *(f"marks_average_{code.lower()}" for code in self.core_subjects),
+            "marks_trend",
+            "failing_subjects",
+            "missing_assessments",
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "core_subjects": list(self.core_subjects),
+            "pass_share": self.pass_share,
+            "trend_assessments": self.trend_assessments,
+        }
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        shares = {c: (0.0, 1.0) for c in self.columns if c.startswith("marks_")}
+        return {
+            **shares,
+            "marks_trend": (-1.0, 1.0),
+            "failing_subjects": (0, 30),
+            "missing_assessments": (0, 500),
+        }
+
+    def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
+        # Stateless: the year's marks of the build's students are few enough
+        # to read whole, even in an incremental update.
+        n, w = grid.shape
+        calendar = grid.calendar
+        frame = raw.grades(
+            origin=calendar.origin_date,
+            academic_year=calendar.academic_year,
+            student_ids=grid.student_ids,
+        )
+        rows = grid.rows_of(frame["student_id"].to_numpy())
+        weeks = np.clip(frame["day"].to_numpy() // 7, 0, w - 1)
+        share = frame["share"].to_numpy()
+        missing = share < 0
+        marked = ~missing
+
+        week_sum = grid.scatter_sum(rows[marked], weeks[marked], share[marked])
+        week_count = grid.scatter_sum(rows[marked], weeks[marked])
+        values: dict[str, np.ndarray] = {
+            "marks_share": ratio(week_sum, week_count),
+            "marks_average": ratio(np.cumsum(week_sum, axis=1), np.cumsum(week_count, axis=1)),
+        }
+        codes = raw.subject_codes()
+        subject_code = np.array([codes.get(int(s), "") for s in frame["subject_id"]], dtype=object)
+        for code in self.core_subjects:
+            sel = marked & (subject_code == code)
+            total = np.cumsum(grid.scatter_sum(rows[sel], weeks[sel], share[sel]), axis=1)
+            count = np.cumsum(grid.scatter_sum(rows[sel], weeks[sel]), axis=1)
+            values[f"marks_average_{code.lower()}"] = ratio(total, count)
+
+        # A subject is failing while its latest mark is below the pass share.
+        failing = np.zeros((n, w))
+        subject_ids = frame["subject_id"].to_numpy()
+        for subject in np.unique(subject_ids[marked]):
+            sel = marked & (subject_ids == subject)
+            latest = forward_fill(
+                ratio(
+                    grid.scatter_sum(rows[sel], weeks[sel], share[sel]),
+                    grid.scatter_sum(rows[sel], weeks[sel]),
+                )
+            )
+            failing += np.nan_to_num(latest < self.pass_share, nan=0.0) * ~np.isnan(latest)
+        any_marks = np.cumsum(week_count, axis=1) > 0
+        values["failing_subjects"] = np.where(any_marks, failing, np.nan)
+        values["marks_trend"] = self._trend(grid, frame[marked], rows[marked])
+        values["missing_assessments"] = np.cumsum(
+            grid.scatter_sum(rows[missing], weeks[missing]), axis=1
+        )
+        return Extracted(values=values)
+
+    def _trend(self, grid: Grid, marks: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+        """Slope of the mean mark per assessment date over the last 2-3 dates.
+
+        For dates numbered 0, 1, 2 the least-squares slope is (y2 - y0) / 2;
+        with two dates it is y1 - y0 (share of the maximum per assessment).
+        """
+        n, w = grid.shape
+        if marks.empty:
+            return grid.empty()
+        by_date = (
+            pd.DataFrame({"row": rows, "day": marks["day"].to_numpy(), "share": marks["share"]})
+            .groupby(["row", "day"], sort=True)["share"]
+            .mean()
+            .reset_index()
+        )
+        group = by_date.groupby("row")["share"]
+        previous = group.shift(1).to_numpy()
+        before = group.shift(2).to_numpy()
+        current = by_date["share"].to_numpy()
+        slope = current - previous
+        if self.trend_assessments == 3:
+            slope = np.where(np.isnan(before), slope, (current - before) / 2)
+        by_date["slope"] = slope
+        by_date["week"] = np.clip(by_date["day"].to_numpy() // 7, 0, w - 1)
+        last = by_date.drop_duplicates(["row", "week"], keep="last")
+        dense = grid.empty()
+        dense[last["row"].to_numpy(), last["week"].to_numpy()] = last["slope"].to_numpy()
+        # Weeks before the second dated mark stay NaN even after filling forward.
+        filled = forward_fill(dense)
+        has_slope = np.cumsum(~np.isnan(dense), axis=1) > 0
+        return np.where(has_slope, filled, np.nan)

@@ -1,0 +1,126 @@
+"""PostgreSQL binary COPY for fixed-width rows, built and parsed with numpy.
+
+A row of the weekly store (or of an aggregated attendance query) has the
+same byte layout every time, so a whole batch is one numpy structured array:
+no per-row Python work on the way in or out. Only fixed-width, non-NULL
+columns are supported; callers cast in SQL to make sure of that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from django.db import connection
+
+SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+HEADER = SIGNATURE + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+TRAILER = b"\xff\xff"
+PG_EPOCH = np.datetime64("2000-01-01", "D")
+
+# PostgreSQL type → (big-endian numpy type, byte width); bytea gets its width per call.
+TYPES: dict[str, str] = {
+    "int2": ">i2",
+    "int4": ">i4",
+    "int8": ">i8",
+    "float4": ">f4",
+    "float8": ">f8",
+    "bool": "u1",
+    "date": ">i4",
+}
+
+
+def _row_dtype(columns: Sequence[tuple[str, str, int]]) -> np.dtype:
+    fields: list[tuple[str, Any]] = [("_n", ">i2")]
+    for name, kind, width in columns:
+        fields.append((f"_len_{name}", ">i4"))
+        fields.append((name, f"V{width}" if kind == "bytea" else TYPES[kind]))
+    return np.dtype(fields)
+
+
+def _width(kind: str, width: int) -> int:
+    return width if kind == "bytea" else np.dtype(TYPES[kind]).itemsize
+
+
+def copy_in(table: str, columns: Sequence[tuple[str, str, int]], data: dict[str, Any]) -> int:
+    """COPY `data` (column name → array of equal length) into `table`.
+
+    `columns` gives (name, type, width) with type a key of TYPES or "bytea";
+    width is only read for bytea. Dates are datetime64[D]; bytea are 2-D
+    uint8 or float arrays whose rows are the values.
+    """
+    n = len(next(iter(data.values())))
+    if n == 0:
+        return 0
+    dtype = _row_dtype(columns)
+    buffer = np.zeros(n, dtype=dtype)
+    buffer["_n"] = len(columns)
+    for name, kind, width in columns:
+        buffer[f"_len_{name}"] = _width(kind, width)
+        value = data[name]
+        if kind == "date":
+            buffer[name] = (np.asarray(value, dtype="datetime64[D]") - PG_EPOCH).astype(np.int64)
+        elif kind == "bytea":
+            raw = np.ascontiguousarray(value).view(np.uint8).reshape(n, -1)
+            buffer[name] = raw.view(f"V{width}").reshape(n)
+        else:
+            buffer[name] = value
+    quote = connection.ops.quote_name
+    column_list = ", ".join(quote(name) for name, _kind, _width in columns)
+    with connection.cursor() as cursor:
+        raw_cursor = cursor.cursor
+        statement = f"COPY {quote(table)} ({column_list}) FROM STDIN (FORMAT BINARY)"
+        with raw_cursor.copy(statement) as copy:
+            copy.write(HEADER)
+            step = 200_000
+            for first in range(0, n, step):
+                copy.write(buffer[first : first + step].tobytes())
+            copy.write(TRAILER)
+    return n
+
+
+def copy_out(
+    sql: str, params: Sequence[Any], columns: Sequence[tuple[str, str, int]]
+) -> np.ndarray:
+    """Run `sql` (a SELECT of exactly `columns`) and return a structured array.
+
+    Parameters are bound client-side by psycopg, as COPY takes none.
+    """
+    sink = io.BytesIO()
+    with connection.cursor() as cursor:
+        raw_cursor = cursor.cursor
+        with raw_cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params) as copy:
+            for chunk in copy:
+                sink.write(chunk)
+    payload = sink.getbuffer()
+    if bytes(payload[: len(SIGNATURE)]) != SIGNATURE:
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    extension = int.from_bytes(payload[15:19], "big")
+    body = payload[19 + extension : len(payload) - len(TRAILER)]
+    dtype = _row_dtype(columns)
+    rows = np.frombuffer(body, dtype=dtype)
+    out = np.empty(len(rows), dtype=[(name, _native(kind, width)) for name, kind, width in columns])
+    for name, kind, _width in columns:
+        if kind == "date":
+            out[name] = PG_EPOCH + rows[name].astype(np.int64).astype("timedelta64[D]")
+        else:
+            out[name] = rows[name]
+    return out
+
+
+def _native(kind: str, width: int) -> str:
+    if kind == "bytea":
+        return f"V{width}"
+    if kind == "date":
+        return "datetime64[D]"
+    if kind == "bool":
+        return "?"
+    return TYPES[kind].replace(">", "=")
+
+
+def to_date(value: np.datetime64) -> dt.date:
+    result: dt.date = value.astype("datetime64[D]").astype(object)
+    return result

@@ -1,0 +1,188 @@
+"""Set-based reads of the raw records, aggregated in the database.
+
+Attendance is the big table (a row per student per school day), so it never
+crosses into Python row by row: the database folds each student's week into
+four 7-bit masks (recorded, absent, excused, late days) and only those
+cross, through binary COPY on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import connection
+
+from apps.features import pgcopy
+from apps.students.models import (
+    AttendanceRecord,
+    DisciplineIncident,
+    Enrollment,
+    GradeRecord,
+    Student,
+    Subject,
+)
+
+Ids = Sequence[int] | np.ndarray
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _day_offset(column: str) -> str:
+    """SQL for the whole days from the origin (the first %s parameter) to `column`."""
+    if _postgres():
+        return f"({column} - %s::date)"
+    return f"CAST(julianday({column}) - julianday(%s) AS INTEGER)"
+
+
+def _in_ids(column: str, ids: Ids | None) -> tuple[str, list[Any]]:
+    if ids is None:
+        return "", []
+    values = [int(i) for i in ids]
+    if _postgres():
+        return f" AND {column} = ANY(%s::bigint[])", [values]
+    # One JSON parameter instead of thousands of placeholders (SQLite's limit).
+    clause = f" AND {column} IN (SELECT value FROM json_each(%s))"  # noqa: S608
+    return clause, [json.dumps(values)]  # noqa: S608
+
+
+def _frame(sql: str, params: list[Any], columns: list[tuple[str, str, int]]) -> pd.DataFrame:
+    if _postgres():
+        return pd.DataFrame(pgcopy.copy_out(sql, params, columns))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    names = [name for name, _kind, _width in columns]
+    frame = pd.DataFrame.from_records(rows, columns=names)
+    return frame.astype(
+        {name: ("int64" if kind == "int8" else "float64") for name, kind, _w in columns}
+    )
+
+
+ATTENDANCE_COLUMNS = [
+    ("student_id", "int8", 0),
+    ("week", "int8", 0),
+    ("rec", "int8", 0),
+    ("absent", "int8", 0),
+    ("excused", "int8", 0),
+    ("late", "int8", 0),
+]
+
+
+def attendance_week_bits(
+    *, origin: dt.date, first: dt.date, last: dt.date, student_ids: Ids | None
+) -> pd.DataFrame:
+    """Per student and week (index from `origin`): day masks of the records in [first, last]."""
+    table = AttendanceRecord._meta.db_table
+    offset = _day_offset("a.date")
+    bit = f"(1 << ({offset} %% 7))"
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("a.student_id", student_ids)
+    # Each (student, date) is unique, so summing distinct powers of two is a bitwise OR.
+    sql = (
+        f"SELECT a.student_id{cast}, ({offset} / 7){cast} AS week, "  # noqa: S608
+        f"SUM({bit}){cast} AS rec, "
+        f"SUM(CASE WHEN a.status = 'absent' THEN {bit} ELSE 0 END){cast} AS absent, "
+        f"SUM(CASE WHEN a.status = 'excused' THEN {bit} ELSE 0 END){cast} AS excused, "
+        f"SUM(CASE WHEN a.status = 'late' THEN {bit} ELSE 0 END){cast} AS late "
+        f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where} "
+        f"GROUP BY a.student_id, week"
+    )
+    # The origin appears once in the week and once in each of the four masks.
+    params: list[Any] = [origin] * 5 + [first, last, *id_params]
+    return _frame(sql, params, ATTENDANCE_COLUMNS)
+
+
+SCHOOL_WEEK_COLUMNS = [
+    ("school_id", "int8", 0),
+    ("week", "int8", 0),
+    ("rec", "int8", 0),
+    ("attended", "int8", 0),
+]
+
+
+def school_week_attendance(
+    *, origin: dt.date, first: dt.date, last: dt.date, school_ids: Ids | None
+) -> pd.DataFrame:
+    """Records and attended days per school and week: the data-error checks' input."""
+    table = AttendanceRecord._meta.db_table
+    offset = _day_offset("a.date")
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("a.school_id", school_ids)
+    sql = (
+        f"SELECT a.school_id{cast}, ({offset} / 7){cast} AS week, COUNT(*){cast} AS rec, "  # noqa: S608
+        f"SUM(CASE WHEN a.status IN ('present', 'late') THEN 1 ELSE 0 END){cast} AS attended "
+        f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where} "
+        f"GROUP BY a.school_id, week"
+    )
+    return _frame(sql, [origin, first, last, *id_params], SCHOOL_WEEK_COLUMNS)
+
+
+def enrollments(*, academic_year: int, student_ids: Ids) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(
+        Enrollment.objects.filter(academic_year=academic_year, student_id__in=list(student_ids))
+        .order_by("student_id", "entry_date", "pk")
+        .values_list("student_id", "school_id", "grade_level", "entry_date", "exit_date"),
+        columns=["student_id", "school_id", "grade_level", "entry_date", "exit_date"],
+    )
+    return frame
+
+
+def birth_dates(student_ids: Ids) -> pd.DataFrame:
+    return pd.DataFrame.from_records(
+        Student.objects.filter(pk__in=list(student_ids)).values_list("pk", "date_of_birth"),
+        columns=["student_id", "date_of_birth"],
+    )
+
+
+GRADE_COLUMNS = [
+    ("student_id", "int8", 0),
+    ("subject_id", "int8", 0),
+    ("day", "int8", 0),
+    ("share", "float8", 0),
+]
+
+
+def grades(*, origin: dt.date, academic_year: int, student_ids: Ids) -> pd.DataFrame:
+    """The year's marks as shares of the maximum; -1 marks a missing assessment."""
+    table = GradeRecord._meta.db_table
+    offset = _day_offset("g.assessment_date")
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("g.student_id", student_ids)
+    sql = (
+        f"SELECT g.student_id{cast}, g.subject_id{cast}, {offset}{cast} AS day, "  # noqa: S608
+        "CASE WHEN g.is_missing THEN -1.0 ELSE CAST(g.score AS DOUBLE PRECISION) "
+        "/ CAST(g.max_score AS DOUBLE PRECISION) END AS share "
+        f"FROM {table} g WHERE g.academic_year = %s{where}"
+    )
+    return _frame(sql, [origin, academic_year, *id_params], GRADE_COLUMNS)
+
+
+def subject_codes() -> dict[int, str]:
+    return dict(Subject.objects.values_list("pk", "code"))
+
+
+INCIDENT_COLUMNS = [
+    ("student_id", "int8", 0),
+    ("day", "int8", 0),
+    ("severity", "int8", 0),
+    ("days_suspended", "int8", 0),
+]
+
+
+def incidents(*, origin: dt.date, first: dt.date, last: dt.date, student_ids: Ids) -> pd.DataFrame:
+    table = DisciplineIncident._meta.db_table
+    offset = _day_offset("d.date")
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("d.student_id", student_ids)
+    sql = (
+        f"SELECT d.student_id{cast}, {offset}{cast} AS day, d.severity{cast}, "  # noqa: S608
+        f"d.days_suspended{cast} FROM {table} d WHERE d.date >= %s AND d.date <= %s{where}"
+    )
+    return _frame(sql, [origin, first, last, *id_params], INCIDENT_COLUMNS)

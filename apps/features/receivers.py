@@ -1,0 +1,58 @@
+"""Recompute features when students' raw records change (apps.common.signals)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+TASK_STUDENTS = 20_000  # students per task message
+
+
+def _iso(value: dt.date | dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    return value.isoformat()
+
+
+def schedule_refresh(
+    sender: Any,
+    *,
+    student_ids: Iterable[int],
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    kinds: Iterable[str] | None = None,
+    source: str = "",
+    **kwargs: Any,
+) -> None:
+    from apps.features.cache import students_invalidate
+    from apps.features.tasks import features_refresh_task
+
+    ids = sorted({int(i) for i in student_ids})
+    if not ids:
+        return
+    # The cached windows are stale from now on, whenever the recompute runs.
+    students_invalidate(ids)
+    since_text, until_text = _iso(since), _iso(until)
+    logger.info(
+        "features refresh queued: students=%s since=%s source=%s", len(ids), since_text, source
+    )
+    for first in range(0, len(ids), TASK_STUDENTS):
+        chunk = ids[first : first + TASK_STUDENTS]
+        transaction.on_commit(
+            partial(
+                features_refresh_task.delay,
+                student_ids=chunk,
+                since=since_text,
+                until=until_text,
+                source=source,
+            )
+        )

@@ -1,0 +1,293 @@
+"""Writes of the feature store: the feature set, full and incremental builds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from apps.features import cache as feature_cache
+from apps.features import store, validation
+from apps.features.calendar import YearCalendar, year_calendar
+from apps.features.definition import Definition, current_definition
+from apps.features.exceptions import FeatureSetConflict
+from apps.features.extractors.enrollment import build_grid
+from apps.features.models import FeatureSet
+from apps.students.models import Enrollment
+from apps.students.services import academic_year_of
+
+logger = logging.getLogger(__name__)
+
+CHUNK_STUDENTS = 10_000
+
+
+def feature_set_ensure(*, definition: Definition | None = None) -> FeatureSet:
+    """The FeatureSet row of a definition (the running code's by default), created once."""
+    definition = definition or current_definition()
+    feature_set, _created = FeatureSet.objects.get_or_create(
+        version=definition.version,
+        defaults={
+            "code_version": definition.code_version,
+            "params": definition.params,
+            "columns": definition.columns,
+            "fingerprint": definition.fingerprint,
+        },
+    )
+    if feature_set.fingerprint != definition.fingerprint:
+        raise FeatureSetConflict(
+            f"Feature set {definition.version!r} is stored with another definition "
+            f"(columns, parameters or extractor code changed); bump FEATURE_VERSION."
+        )
+    return feature_set
+
+
+@dataclass
+class BuildSummary:
+    students: int = 0
+    rows: int = 0
+    flags: int = 0
+    years: list[int] = field(default_factory=list)
+
+    def add(self, other: BuildSummary) -> None:
+        self.students = max(self.students, other.students)
+        self.rows += other.rows
+        self.flags += other.flags
+        self.years += other.years
+
+
+def _students_of_year(academic_year: int, school_ids: Sequence[int] | None) -> np.ndarray:
+    enrollments = Enrollment.objects.filter(academic_year=academic_year)
+    if school_ids is not None:
+        enrollments = enrollments.filter(school_id__in=list(school_ids))
+    ids = enrollments.values_list("student_id", flat=True).distinct()
+    return np.unique(np.fromiter(ids, dtype=np.int64))
+
+
+def _schools_of(academic_year: int, student_ids: np.ndarray) -> list[int]:
+    schools: set[int] = set()
+    for first in range(0, len(student_ids), CHUNK_STUDENTS):
+        chunk = student_ids[first : first + CHUNK_STUDENTS].tolist()
+        schools.update(
+            Enrollment.objects.filter(academic_year=academic_year, student_id__in=chunk)
+            .values_list("school_id", flat=True)
+            .distinct()
+        )
+    return sorted(schools)
+
+
+def _compute_and_write(
+    *,
+    feature_set: FeatureSet,
+    definition: Definition,
+    calendar: YearCalendar,
+    student_ids: np.ndarray,
+    first_week: int,
+    last_week: int,
+    state: np.ndarray | None,
+    void: set[tuple[int, int]],
+) -> tuple[int, list[validation.Flag]]:
+    grid = build_grid(calendar, student_ids, first_week=first_week, last_week=last_week)
+    if void:
+        pairs = np.array(sorted(void), dtype=np.int64)
+        keys = pairs[:, 0] * 1000 + pairs[:, 1]
+        grid.attendance_void = np.isin(
+            grid.school * 1000 + np.arange(calendar.weeks)[None, :], keys
+        )
+        grid.attendance_void &= grid.school > 0
+    values: list[np.ndarray] = []
+    states: list[np.ndarray] = []
+    offset = 0
+    for extractor in definition.extractors:
+        size = extractor.state_size
+        own_state = None if state is None else state[:, offset : offset + size]
+        offset += size
+        extracted = extractor.extract(grid, own_state)
+        values.extend(extracted.values[column] for column in extractor.columns)
+        if size:
+            assert extracted.state is not None
+            states.append(extracted.state)
+    window = np.zeros(grid.shape, dtype=bool)
+    window[:, first_week : last_week + 1] = True
+    rows, weeks = np.nonzero(grid.enrolled & window)
+    row_values = np.stack([v[rows, weeks] for v in values], axis=1).astype(np.float32)
+    row_state = (
+        np.concatenate([s[rows, weeks] for s in states], axis=1).astype(np.float32)
+        if states
+        else np.zeros((len(rows), 0), dtype=np.float32)
+    )
+    schools = grid.school[rows, weeks]
+    flags = validation.out_of_range(
+        row_values, definition.columns, definition.ranges, schools=schools, weeks=weeks
+    )
+    with transaction.atomic():
+        store.rows_delete(
+            feature_set_id=feature_set.pk,
+            academic_year=calendar.academic_year,
+            student_ids=student_ids.tolist(),
+            week_from=calendar.week_start(first_week),
+        )
+        written = store.rows_insert(
+            feature_set_id=feature_set.pk,
+            academic_year=calendar.academic_year,
+            rows=store.Rows(
+                student_id=grid.student_ids[rows],
+                school_id=schools,
+                week_start=calendar.week_starts[weeks],
+                in_session=grid.in_session[rows, weeks],
+                values=row_values,
+                state=row_state,
+            ),
+        )
+    return written, flags
+
+
+def features_build(
+    *,
+    academic_year: int,
+    student_ids: Sequence[int] | None = None,
+    school_ids: Sequence[int] | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    feature_set: FeatureSet | None = None,
+    chunk_students: int = CHUNK_STUDENTS,
+) -> BuildSummary:
+    """(Re)compute one academic year's weeks from `since` (default: the whole year).
+
+    Students default to everyone enrolled that year (at `school_ids` if
+    given). Weeks before `since` are kept; a student whose row for the week
+    before `since` exists resumes from its stored state, any other student
+    is recomputed from the first week. Idempotent: a week's rows are
+    replaced, never added to.
+    """
+    definition = current_definition()
+    feature_set = feature_set or feature_set_ensure(definition=definition)
+    calendar = year_calendar(academic_year)
+    today = timezone.localdate()
+    end = min(calendar.end, until or today)
+    summary = BuildSummary(years=[academic_year])
+    if end < calendar.start:
+        return summary
+    last_week = calendar.week_index(end)
+    first_week = 0 if since is None or since <= calendar.start else calendar.week_index(since)
+    if first_week > last_week:
+        return summary
+    if student_ids is None:
+        ids = _students_of_year(academic_year, school_ids)
+    else:
+        ids = np.unique(np.asarray(list(student_ids), dtype=np.int64))
+    summary.students = len(ids)
+    if not len(ids):
+        return summary
+    full_scope = student_ids is None and school_ids is None
+    check_schools = None if full_scope else _schools_of(academic_year, ids)
+    flags, void = validation.school_week_checks(
+        calendar, school_ids=check_schools, first_week=first_week, last_week=last_week
+    )
+    state_size = definition.state_size
+    for first in range(0, len(ids), chunk_students):
+        chunk = ids[first : first + chunk_students]
+        groups: list[tuple[np.ndarray, int, np.ndarray | None]] = []
+        if first_week > 0:
+            have, states = store.states_read(
+                feature_set_id=feature_set.pk,
+                academic_year=academic_year,
+                week_start=calendar.week_start(first_week - 1),
+                student_ids=chunk.tolist(),
+                state_size=state_size,
+            )
+            order = np.argsort(have)
+            have, states = have[order], states[order]
+            if len(have):
+                groups.append((have, first_week, states))
+            rest = np.setdiff1d(chunk, have)
+        else:
+            rest = chunk
+        if len(rest):
+            groups.append((rest, 0, None))
+        for group_ids, group_first, group_state in groups:
+            written, chunk_flags = _compute_and_write(
+                feature_set=feature_set,
+                definition=definition,
+                calendar=calendar,
+                student_ids=group_ids,
+                first_week=group_first,
+                last_week=last_week,
+                state=group_state,
+                void=void,
+            )
+            summary.rows += written
+            flags.extend(chunk_flags)
+    summary.flags = validation.flags_write(
+        source=f"features:{feature_set.version}",
+        calendar=calendar,
+        flags=flags,
+        first_week=first_week,
+        last_week=last_week,
+        school_ids=check_schools,
+        replace_out_of_range=full_scope,
+    )
+    if full_scope:
+        transaction.on_commit(lambda: feature_cache.feature_set_invalidate(feature_set.version))
+    else:
+        changed = ids.tolist()
+        transaction.on_commit(lambda: feature_cache.students_invalidate(changed))
+    logger.info(
+        "features built: year=%s students=%s rows=%s flags=%s",
+        academic_year,
+        summary.students,
+        summary.rows,
+        summary.flags,
+    )
+    return summary
+
+
+def _years_between(first: dt.date, last: dt.date) -> range:
+    return range(academic_year_of(first), academic_year_of(last) + 1)
+
+
+def features_refresh(
+    *, student_ids: Sequence[int], since: dt.date | None = None, until: dt.date | None = None
+) -> BuildSummary:
+    """Recompute the students' weeks from `since` on, in every academic year touched.
+
+    Later weeks are recomputed too: running and rolling features carry the
+    change forward. `since` None (unknown) rebuilds the students' years.
+    """
+    summary = BuildSummary()
+    ids = sorted({int(i) for i in student_ids})
+    if not ids:
+        return summary
+    today = timezone.localdate()
+    if since is None:
+        years = sorted(
+            set(
+                Enrollment.objects.filter(student_id__in=ids)
+                .values_list("academic_year", flat=True)
+                .distinct()
+            )
+        )
+    else:
+        years = list(_years_between(since, max(today, until or today)))
+    for year in years:
+        year_since = since if since is not None and academic_year_of(since) == year else None
+        summary.add(features_build(academic_year=year, student_ids=ids, since=year_since))
+    return summary
+
+
+def features_build_all(
+    *, since: dt.date | None = None, school_ids: Sequence[int] | None = None
+) -> BuildSummary:
+    """Backfill: every academic year with enrollments (from `since`'s year on)."""
+    years = sorted(set(Enrollment.objects.values_list("academic_year", flat=True).distinct()))
+    if since is not None:
+        years = [y for y in years if y >= academic_year_of(since)]
+    summary = BuildSummary()
+    for year in years:
+        year_since = since if since is not None and academic_year_of(since) == year else None
+        summary.add(features_build(academic_year=year, school_ids=school_ids, since=year_since))
+    return summary
