@@ -51,6 +51,7 @@ from apps.students.models import Enrollment, Student
 from apps.students.services import academic_year_of
 
 if TYPE_CHECKING:
+    from ml.baselines import IndicatorRule
     from ml.data import SequenceArrays
 
 logger = logging.getLogger(__name__)
@@ -306,21 +307,47 @@ def _by_prediction_week(labels: np.ndarray, probs: np.ndarray, lengths: np.ndarr
     return rows
 
 
+def indicator_rule() -> IndicatorRule:
+    """The attendance / behaviour / course-failure rule over the feature store's columns.
+
+    At risk: year-to-date attendance below 80%, any suspension (the store's mark
+    of a serious incident), or a core subject's average below the 33% pass mark;
+    watch: attendance below 88%, any incident, or a core subject below 45%.
+    Columns a feature version lacks simply never fire.
+    """
+    from ml.baselines import IndicatorRule
+
+    return IndicatorRule(
+        attendance_features=("attendance_rate",),
+        incident_features=("incidents",),
+        serious_incident_features=("suspension_days",),
+        grade_features=("marks_average_ban", "marks_average_eng", "marks_average_math"),
+        failure_count_features=(),
+        grade_max=1.0,
+    )
+
+
 def _baselines(
     train: SequenceArrays, test: SequenceArrays, feature_columns: list[str], seed: int
 ) -> dict[str, dict[str, Any]]:
     from ml.baselines import evaluate_baselines, indicator_risk
     from ml.metrics import threshold_metrics
 
+    rule = indicator_rule()
     results: dict[str, dict[str, Any]] = {
         name: dict(values)
         for name, values in evaluate_baselines(
-            train, test, feature_columns, static_num_names=STATIC_NUMERIC_COLUMNS, seed=seed
+            train,
+            test,
+            feature_columns,
+            static_num_names=STATIC_NUMERIC_COLUMNS,
+            rule=rule,
+            seed=seed,
         ).items()
     }
     # What the rule itself tells a counselor: its "at risk" tier (score >= 2/3).
     assert test.labels is not None
-    at_risk = threshold_metrics(test.labels, indicator_risk(test, feature_columns), 2.0 / 3.0)
+    at_risk = threshold_metrics(test.labels, indicator_risk(test, feature_columns, rule), 2.0 / 3.0)
     results["indicator"]["at_risk"] = at_risk
     return results
 
