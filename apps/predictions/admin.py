@@ -166,7 +166,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[TrainingRun]:
         return training_runs_list()
 
-    def get_fields(self, request: HttpRequest, obj: TrainingRun | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: TrainingRun | None = None) -> Any:
         if obj is None:
             return ["data_from", "data_to", "epochs", "promote"]
         return ["data_from", "data_to", "promote", *self.readonly_fields]

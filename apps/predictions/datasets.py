@@ -33,13 +33,20 @@ SUBGROUP_COLUMNS = ["gender", "region", "stipend", "disability"]
 class WeeklyHistoryLike(Protocol):
     """What apps.features.selectors.WeeklyHistory provides (one academic year, N students)."""
 
-    feature_version: str
-    columns: list[str]
-    academic_year: int
-    week_starts: np.ndarray  # datetime64[D] [W]
-    student_ids: np.ndarray  # int64 [N]
-    values: np.ndarray  # float32 [N, W, F], NaN = not observed
-    in_session: np.ndarray  # bool [N, W]
+    @property
+    def feature_version(self) -> str: ...
+    @property
+    def columns(self) -> list[str]: ...
+    @property
+    def academic_year(self) -> int: ...
+    @property
+    def week_starts(self) -> np.ndarray: ...  # datetime64[D] [W]
+    @property
+    def student_ids(self) -> np.ndarray: ...  # int64 [N]
+    @property
+    def values(self) -> np.ndarray: ...  # float32 [N, W, F], NaN = not observed
+    @property
+    def in_session(self) -> np.ndarray: ...  # bool [N, W]
 
 
 @dataclass(frozen=True)
