@@ -39,7 +39,7 @@ class WeeklyFeature(models.Model):
     state after this week, from which an incremental update resumes.
     """
 
-    # No database-level foreign keys and no separate FK indexes: a full build
+    # No database-level foreign keys and no index beyond the natural key: a full build
     # COPYs millions of rows, and per-row referential checks would cost more
     # than the build itself. Rows are only written by the build, from ids it
     # has just read, and Django's collector still cascades deletes.
@@ -80,11 +80,6 @@ class WeeklyFeature(models.Model):
             models.UniqueConstraint(
                 fields=["feature_set", "student", "week_start", "academic_year"],
                 name="weekly_feature_natural_key",
-            )
-        ]
-        indexes = [
-            models.Index(
-                fields=["feature_set", "school", "week_start"], name="weekly_feature_school_week"
             )
         ]
 

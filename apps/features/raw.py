@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db import connection
+from django.db import connection, transaction
 
 from apps.features import pgcopy
 from apps.students.models import (
@@ -45,8 +45,12 @@ def _in_ids(column: str, ids: Ids | None) -> tuple[str, list[Any]]:
     if ids is None:
         return "", []
     values = [int(i) for i in ids]
+    if not values:
+        return " AND 1 = 0", []
     if _postgres():
-        return f" AND {column} = ANY(%s::bigint[])", [values]
+        # The range lets the planner walk an index on the column; ANY keeps it exact.
+        clause = f" AND {column} BETWEEN %s AND %s AND {column} = ANY(%s::bigint[])"
+        return clause, [min(values), max(values), values]
     # One JSON parameter instead of thousands of placeholders (SQLite's limit).
     clause = f" AND {column} IN (SELECT value FROM json_each(%s))"  # noqa: S608
     return clause, [json.dumps(values)]  # noqa: S608
@@ -54,7 +58,10 @@ def _in_ids(column: str, ids: Ids | None) -> tuple[str, list[Any]]:
 
 def _frame(sql: str, params: list[Any], columns: list[tuple[str, str, int]]) -> pd.DataFrame:
     if _postgres():
-        return pd.DataFrame(pgcopy.copy_out(sql, params, columns))
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Big aggregates hash in memory instead of spilling to disk.
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+            return pd.DataFrame(pgcopy.fetch_packed(sql, params, columns))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -86,7 +93,7 @@ def attendance_week_bits(
     where, id_params = _in_ids("a.student_id", student_ids)
     # Each (student, date) is unique, so summing distinct powers of two is a bitwise OR.
     sql = (
-        f"SELECT a.student_id{cast}, ({offset} / 7){cast} AS week, "  # noqa: S608
+        f"SELECT a.student_id{cast} AS student_id, ({offset} / 7){cast} AS week, "  # noqa: S608
         f"SUM({bit}){cast} AS rec, "
         f"SUM(CASE WHEN a.status = 'absent' THEN {bit} ELSE 0 END){cast} AS absent, "
         f"SUM(CASE WHEN a.status = 'excused' THEN {bit} ELSE 0 END){cast} AS excused, "
@@ -116,7 +123,8 @@ def school_week_attendance(
     cast = "::bigint" if _postgres() else ""
     where, id_params = _in_ids("a.school_id", school_ids)
     sql = (
-        f"SELECT a.school_id{cast}, ({offset} / 7){cast} AS week, COUNT(*){cast} AS rec, "  # noqa: S608
+        f"SELECT a.school_id{cast} AS school_id, ({offset} / 7){cast} AS week, "  # noqa: S608
+        f"COUNT(*){cast} AS rec, "
         f"SUM(CASE WHEN a.status IN ('present', 'late') THEN 1 ELSE 0 END){cast} AS attended "
         f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where} "
         f"GROUP BY a.school_id, week"
@@ -124,21 +132,53 @@ def school_week_attendance(
     return _frame(sql, [origin, first, last, *id_params], SCHOOL_WEEK_COLUMNS)
 
 
-def enrollments(*, academic_year: int, student_ids: Ids) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(
-        Enrollment.objects.filter(academic_year=academic_year, student_id__in=list(student_ids))
-        .order_by("student_id", "entry_date", "pk")
-        .values_list("student_id", "school_id", "grade_level", "entry_date", "exit_date"),
-        columns=["student_id", "school_id", "grade_level", "entry_date", "exit_date"],
-    )
-    return frame
+ENROLLMENT_COLUMNS = [
+    ("student_id", "int8", 0),
+    ("school_id", "int8", 0),
+    ("grade_level", "int8", 0),
+    ("entry_day", "int8", 0),
+    ("exit_day", "int8", 0),
+]
+NO_EXIT = 1_000_000  # days after the origin: an enrollment still open
 
 
-def birth_dates(student_ids: Ids) -> pd.DataFrame:
-    return pd.DataFrame.from_records(
-        Student.objects.filter(pk__in=list(student_ids)).values_list("pk", "date_of_birth"),
-        columns=["student_id", "date_of_birth"],
+def enrollments(*, origin: dt.date, academic_year: int, student_ids: Ids) -> pd.DataFrame:
+    """The year's enrollments, entry and exit as days from `origin`, by student and entry."""
+    table = Enrollment._meta.db_table
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("e.student_id", student_ids)
+    sql = (
+        f"SELECT e.student_id{cast} AS student_id, e.school_id{cast} AS school_id, "  # noqa: S608
+        f"e.grade_level{cast} AS grade_level, {_day_offset('e.entry_date')}{cast} AS entry_day, "
+        f"COALESCE({_day_offset('e.exit_date')}, {NO_EXIT}){cast} AS exit_day "
+        f"FROM {table} e WHERE e.academic_year = %s{where}"
     )
+    frame = _frame(sql, [origin, origin, academic_year, *id_params], ENROLLMENT_COLUMNS)
+    return frame.sort_values(["student_id", "entry_day"], kind="stable").reset_index(drop=True)
+
+
+BIRTH_COLUMNS = [("student_id", "int8", 0), ("birth_day", "int8", 0)]
+
+
+def birth_dates(*, origin: dt.date, student_ids: Ids) -> pd.DataFrame:
+    """Known birth dates as days from `origin` (negative: before it)."""
+    table = Student._meta.db_table
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("s.id", student_ids)
+    sql = (
+        f"SELECT s.id{cast} AS student_id, {_day_offset('s.date_of_birth')}{cast} AS birth_day "  # noqa: S608
+        f"FROM {table} s WHERE s.date_of_birth IS NOT NULL{where}"
+    )
+    return _frame(sql, [origin, *id_params], BIRTH_COLUMNS)
+
+
+def schools_of(*, academic_year: int, student_ids: Ids) -> list[int]:
+    table = Enrollment._meta.db_table
+    where, id_params = _in_ids("e.student_id", student_ids)
+    sql = f"SELECT DISTINCT e.school_id FROM {table} e WHERE e.academic_year = %s{where}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [academic_year, *id_params])
+        return sorted(int(row[0]) for row in cursor.fetchall())
 
 
 GRADE_COLUMNS = [
@@ -149,19 +189,34 @@ GRADE_COLUMNS = [
 ]
 
 
-def grades(*, origin: dt.date, academic_year: int, student_ids: Ids) -> pd.DataFrame:
-    """The year's marks as shares of the maximum; -1 marks a missing assessment."""
+def grades(
+    *,
+    origin: dt.date,
+    academic_year: int,
+    student_ids: Ids,
+    days: tuple[int, int] | None = None,
+) -> pd.DataFrame:
+    """The year's marks as shares of the maximum; -1 marks a missing assessment.
+
+    `days` (first, last; days from `origin`) keeps only marks dated in between.
+    """
     table = GradeRecord._meta.db_table
     offset = _day_offset("g.assessment_date")
     cast = "::bigint" if _postgres() else ""
     where, id_params = _in_ids("g.student_id", student_ids)
+    params: list[Any] = [origin, academic_year]
+    if days is not None:
+        first = origin + dt.timedelta(days=days[0])
+        where = f" AND g.assessment_date BETWEEN %s AND %s{where}"
+        params += [first, origin + dt.timedelta(days=days[1])]
     sql = (
-        f"SELECT g.student_id{cast}, g.subject_id{cast}, {offset}{cast} AS day, "  # noqa: S608
+        f"SELECT g.student_id{cast} AS student_id, g.subject_id{cast} AS subject_id, "  # noqa: S608
+        f"{offset}{cast} AS day, "
         "CASE WHEN g.is_missing THEN -1.0 ELSE CAST(g.score AS DOUBLE PRECISION) "
         "/ CAST(g.max_score AS DOUBLE PRECISION) END AS share "
         f"FROM {table} g WHERE g.academic_year = %s{where}"
     )
-    return _frame(sql, [origin, academic_year, *id_params], GRADE_COLUMNS)
+    return _frame(sql, [*params, *id_params], GRADE_COLUMNS)
 
 
 def subject_codes() -> dict[int, str]:
@@ -182,7 +237,8 @@ def incidents(*, origin: dt.date, first: dt.date, last: dt.date, student_ids: Id
     cast = "::bigint" if _postgres() else ""
     where, id_params = _in_ids("d.student_id", student_ids)
     sql = (
-        f"SELECT d.student_id{cast}, {offset}{cast} AS day, d.severity{cast}, "  # noqa: S608
-        f"d.days_suspended{cast} FROM {table} d WHERE d.date >= %s AND d.date <= %s{where}"
+        f"SELECT d.student_id{cast} AS student_id, {offset}{cast} AS day, "  # noqa: S608
+        f"d.severity{cast} AS severity, d.days_suspended{cast} AS days_suspended "
+        f"FROM {table} d WHERE d.date >= %s AND d.date <= %s{where}"
     )
     return _frame(sql, [origin, first, last, *id_params], INCIDENT_COLUMNS)

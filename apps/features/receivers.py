@@ -33,14 +33,12 @@ def schedule_refresh(
     source: str = "",
     **kwargs: Any,
 ) -> None:
-    from apps.features.cache import students_invalidate
     from apps.features.tasks import features_refresh_task
 
     ids = sorted({int(i) for i in student_ids})
     if not ids:
         return
-    # The cached windows are stale from now on, whenever the recompute runs.
-    students_invalidate(ids)
+    # The refresh itself drops the students' cached windows once it commits.
     since_text, until_text = _iso(since), _iso(until)
     logger.info(
         "features refresh queued: students=%s since=%s source=%s", len(ids), since_text, source

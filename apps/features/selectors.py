@@ -20,7 +20,7 @@ from apps.features import store
 from apps.features.calendar import week_start_of, year_calendar
 from apps.features.exceptions import FeatureVersionMismatch
 from apps.features.models import FeatureSet, WeeklyFeature
-from apps.students.models import Region, School
+from apps.students.models import Enrollment, Region, School
 from apps.students.services import academic_year_of
 
 __all__ = [
@@ -98,17 +98,21 @@ def _students(
     *,
     school_ids: Sequence[int] | None,
     student_ids: Sequence[int] | None,
-    week_start: dt.date | None = None,
 ) -> np.ndarray:
-    rows = WeeklyFeature.objects.filter(feature_set=feature_set, academic_year=academic_year)
+    """Students with rows that year; with `school_ids`, those enrolled there that year."""
     if school_ids is not None:
-        rows = rows.filter(school_id__in=list(school_ids))
+        enrollments = Enrollment.objects.filter(
+            academic_year=academic_year, school_id__in=list(school_ids)
+        )
+        if student_ids is not None:
+            enrollments = enrollments.filter(student_id__in=list(student_ids))
+        ids = enrollments.order_by().values_list("student_id", flat=True).distinct()
+        return np.unique(np.fromiter(ids, dtype=np.int64))
     if student_ids is not None:
-        rows = rows.filter(student_id__in=list(student_ids))
-    if week_start is not None:
-        rows = rows.filter(week_start=week_start)
-    ids = rows.order_by().values_list("student_id", flat=True).distinct()
-    return np.unique(np.fromiter(ids, dtype=np.int64))
+        return np.unique(np.asarray(list(student_ids), dtype=np.int64))
+    rows = WeeklyFeature.objects.filter(feature_set=feature_set, academic_year=academic_year)
+    stored = rows.order_by().values_list("student_id", flat=True).distinct()
+    return np.unique(np.fromiter(stored, dtype=np.int64))
 
 
 def history_chunks(
@@ -189,20 +193,29 @@ def students_as_of(
         path = Region.objects.values_list("path", flat=True).get(pk=region_id)
         under = School.objects.filter(Q(region__path__startswith=path)).values_list("pk", flat=True)
         school_ids = list(under) if school_ids is None else sorted(set(school_ids) & set(under))
-    ids = _students(
-        feature_set,
-        academic_year,
-        school_ids=school_ids,
-        student_ids=None,
-        week_start=week_start,
-    )
+    candidates = _students(feature_set, academic_year, school_ids=school_ids, student_ids=None)
     index = calendar.week_index(week_start)
     week_starts = calendar.week_starts[: index + 1]
     rows = store.rows_read(
         feature_set_id=feature_set.pk,
         academic_year=academic_year,
         n_columns=len(feature_set.columns),
-        student_ids=ids.tolist(),
+        student_ids=candidates.tolist(),
         week_to=week_start,
+        with_school=True,
     )
-    return _dense(feature_set, rows, ids, week_starts, academic_year)
+    assert rows.school_id is not None
+    # Those whose row for that very week is at one of the schools.
+    this_week = rows.week_start == np.datetime64(week_start, "D")
+    if school_ids is not None:
+        this_week &= np.isin(rows.school_id, np.asarray(list(school_ids), dtype=np.int64))
+    ids = np.unique(rows.student_id[this_week])
+    keep = np.isin(rows.student_id, ids)
+    kept = store.ReadRows(
+        student_id=rows.student_id[keep],
+        week_start=rows.week_start[keep],
+        in_session=rows.in_session[keep],
+        values=rows.values[keep],
+        school_id=rows.school_id[keep],
+    )
+    return _dense(feature_set, kept, ids, week_starts, academic_year)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from django.db import transaction
+import pandas as pd
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.features import cache as feature_cache
-from apps.features import store, validation
+from apps.features import raw, store, validation
 from apps.features.calendar import YearCalendar, year_calendar
 from apps.features.definition import Definition, current_definition
 from apps.features.exceptions import FeatureSetConflict
@@ -48,13 +51,17 @@ def feature_set_ensure(*, definition: Definition | None = None) -> FeatureSet:
 
 @dataclass
 class BuildSummary:
-    students: int = 0
     rows: int = 0
     flags: int = 0
     years: list[int] = field(default_factory=list)
+    student_ids: set[int] = field(default_factory=set)
+
+    @property
+    def students(self) -> int:
+        return len(self.student_ids)
 
     def add(self, other: BuildSummary) -> None:
-        self.students = max(self.students, other.students)
+        self.student_ids |= other.student_ids
         self.rows += other.rows
         self.flags += other.flags
         self.years += other.years
@@ -68,19 +75,7 @@ def _students_of_year(academic_year: int, school_ids: Sequence[int] | None) -> n
     return np.unique(np.fromiter(ids, dtype=np.int64))
 
 
-def _schools_of(academic_year: int, student_ids: np.ndarray) -> list[int]:
-    schools: set[int] = set()
-    for first in range(0, len(student_ids), CHUNK_STUDENTS):
-        chunk = student_ids[first : first + CHUNK_STUDENTS].tolist()
-        schools.update(
-            Enrollment.objects.filter(academic_year=academic_year, student_id__in=chunk)
-            .values_list("school_id", flat=True)
-            .distinct()
-        )
-    return sorted(schools)
-
-
-def _compute_and_write(
+def _compute(
     *,
     feature_set: FeatureSet,
     definition: Definition,
@@ -89,9 +84,14 @@ def _compute_and_write(
     first_week: int,
     last_week: int,
     state: np.ndarray | None,
+    previous: np.ndarray | None,
     void: set[tuple[int, int]],
-) -> tuple[int, list[validation.Flag]]:
+    preloaded: dict[str, pd.DataFrame],
+) -> tuple[store.Rows, list[validation.Flag]]:
     grid = build_grid(calendar, student_ids, first_week=first_week, last_week=last_week)
+    grid.preloaded = preloaded
+    if previous is not None:
+        grid.previous = {c: previous[:, i] for i, c in enumerate(definition.columns)}
     if void:
         pairs = np.array(sorted(void), dtype=np.int64)
         keys = pairs[:, 0] * 1000 + pairs[:, 1]
@@ -116,34 +116,144 @@ def _compute_and_write(
     rows, weeks = np.nonzero(grid.enrolled & window)
     row_values = np.stack([v[rows, weeks] for v in values], axis=1).astype(np.float32)
     row_state = (
-        np.concatenate([s[rows, weeks] for s in states], axis=1).astype(np.float32)
+        np.concatenate([s[rows, weeks] for s in states], axis=1).astype(np.int16)
         if states
-        else np.zeros((len(rows), 0), dtype=np.float32)
+        else np.zeros((len(rows), 0), dtype=np.int16)
     )
     schools = grid.school[rows, weeks]
     flags = validation.out_of_range(
         row_values, definition.columns, definition.ranges, schools=schools, weeks=weeks
     )
+    batch = store.Rows(
+        student_id=grid.student_ids[rows],
+        school_id=schools,
+        week_start=calendar.week_starts[weeks],
+        in_session=grid.in_session[rows, weeks],
+        values=row_values,
+        state=row_state,
+    )
+    return batch, flags
+
+
+def _write(
+    *,
+    feature_set_id: int,
+    academic_year: int,
+    student_ids: np.ndarray,
+    week_from: dt.date,
+    batch: store.Rows,
+) -> int:
+    """Replace the students' rows from `week_from` on with `batch`, atomically."""
     with transaction.atomic():
         store.rows_delete(
-            feature_set_id=feature_set.pk,
-            academic_year=calendar.academic_year,
+            feature_set_id=feature_set_id,
+            academic_year=academic_year,
             student_ids=student_ids.tolist(),
-            week_from=calendar.week_start(first_week),
+            week_from=week_from,
         )
-        written = store.rows_insert(
-            feature_set_id=feature_set.pk,
-            academic_year=calendar.academic_year,
-            rows=store.Rows(
-                student_id=grid.student_ids[rows],
-                school_id=schools,
-                week_start=calendar.week_starts[weeks],
-                in_session=grid.in_session[rows, weeks],
-                values=row_values,
-                state=row_state,
-            ),
+        return store.rows_insert(
+            feature_set_id=feature_set_id, academic_year=academic_year, rows=batch
         )
-    return written, flags
+
+
+def _close_connection() -> None:
+    connection.close()  # resolved in the calling thread: that thread's connection
+
+
+class _Writer:
+    """Writes batches on a second connection while the next chunk is computed.
+
+    The database ingests one chunk while numpy works on the next: on two
+    cores that overlap is most of the gain. Only outside a transaction (the
+    second connection could not see the caller's uncommitted rows) and on
+    PostgreSQL; elsewhere batches are written inline.
+    """
+
+    def __init__(self) -> None:
+        threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self.pool = ThreadPoolExecutor(max_workers=1) if threaded else None
+        self.pending: Future[int] | None = None
+        self.written = 0
+
+    def submit(self, **kwargs: Any) -> None:
+        if self.pool is None:
+            self.written += _write(**kwargs)
+            return
+        self.wait()
+        self.pending = self.pool.submit(_write, **kwargs)
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            self.written += self.pending.result()
+            self.pending = None
+
+    def close(self) -> int:
+        try:
+            self.wait()
+        finally:
+            if self.pool is not None:
+                # The thread's own connection, not the caller's.
+                self.pool.submit(_close_connection).result()
+                self.pool.shutdown()
+        return self.written
+
+
+def _build_chunks(
+    *,
+    writer: _Writer,
+    feature_set: FeatureSet,
+    definition: Definition,
+    calendar: YearCalendar,
+    ids: np.ndarray,
+    first_week: int,
+    last_week: int,
+    chunk_students: int,
+    void: set[tuple[int, int]],
+    preloaded: dict[str, pd.DataFrame],
+    flags: list[validation.Flag],
+) -> None:
+    state_size = definition.state_size
+    for first in range(0, len(ids), chunk_students):
+        chunk = ids[first : first + chunk_students]
+        groups: list[tuple[np.ndarray, int, np.ndarray | None, np.ndarray | None]] = []
+        if first_week > 0:
+            have, states, previous = store.states_read(
+                feature_set_id=feature_set.pk,
+                academic_year=calendar.academic_year,
+                week_start=calendar.week_start(first_week - 1),
+                student_ids=chunk.tolist(),
+                state_size=state_size,
+                n_columns=len(definition.columns),
+            )
+            if len(have):
+                groups.append((have, first_week, states, previous))
+            rest = np.setdiff1d(chunk, have)
+        else:
+            rest = chunk
+        if len(rest):
+            groups.append((rest, 0, None, None))
+        for group_ids, group_first, group_state, group_previous in groups:
+            batch, chunk_flags = _compute(
+                feature_set=feature_set,
+                definition=definition,
+                calendar=calendar,
+                student_ids=group_ids,
+                first_week=group_first,
+                last_week=last_week,
+                state=group_state,
+                previous=group_previous,
+                void=void,
+                # Students without stored state start from week 0: their own read.
+                preloaded=preloaded if group_first == first_week else {},
+            )
+            writer.submit(
+                feature_set_id=feature_set.pk,
+                academic_year=calendar.academic_year,
+                student_ids=group_ids,
+                week_from=calendar.week_start(group_first),
+                batch=batch,
+            )
+            flags.extend(chunk_flags)
 
 
 def features_build(
@@ -180,48 +290,44 @@ def features_build(
         ids = _students_of_year(academic_year, school_ids)
     else:
         ids = np.unique(np.asarray(list(student_ids), dtype=np.int64))
-    summary.students = len(ids)
+    summary.student_ids = set(ids.tolist())
     if not len(ids):
         return summary
     full_scope = student_ids is None and school_ids is None
-    check_schools = None if full_scope else _schools_of(academic_year, ids)
+    check_schools = (
+        None if full_scope else raw.schools_of(academic_year=academic_year, student_ids=ids)
+    )
     flags, void = validation.school_week_checks(
         calendar, school_ids=check_schools, first_week=first_week, last_week=last_week
     )
-    state_size = definition.state_size
-    for first in range(0, len(ids), chunk_students):
-        chunk = ids[first : first + chunk_students]
-        groups: list[tuple[np.ndarray, int, np.ndarray | None]] = []
-        if first_week > 0:
-            have, states = store.states_read(
-                feature_set_id=feature_set.pk,
-                academic_year=academic_year,
-                week_start=calendar.week_start(first_week - 1),
-                student_ids=chunk.tolist(),
-                state_size=state_size,
-            )
-            order = np.argsort(have)
-            have, states = have[order], states[order]
-            if len(have):
-                groups.append((have, first_week, states))
-            rest = np.setdiff1d(chunk, have)
-        else:
-            rest = chunk
-        if len(rest):
-            groups.append((rest, 0, None))
-        for group_ids, group_first, group_state in groups:
-            written, chunk_flags = _compute_and_write(
-                feature_set=feature_set,
-                definition=definition,
-                calendar=calendar,
-                student_ids=group_ids,
-                first_week=group_first,
-                last_week=last_week,
-                state=group_state,
-                void=void,
-            )
-            summary.rows += written
-            flags.extend(chunk_flags)
+    # The attendance of every student in scope in one pass: the table is laid
+    # out by date (imports arrive week by week), so reading it per chunk of
+    # students would read every page once per chunk.
+    preloaded = {
+        "attendance": raw.attendance_week_bits(
+            origin=calendar.origin_date,
+            first=max(calendar.start, calendar.week_start(first_week)),
+            last=min(calendar.end, calendar.week_end(last_week)),
+            student_ids=None if full_scope else ids,
+        ).sort_values(["student_id", "week"], kind="stable", ignore_index=True)
+    }
+    writer = _Writer()
+    try:
+        _build_chunks(
+            writer=writer,
+            feature_set=feature_set,
+            definition=definition,
+            calendar=calendar,
+            ids=ids,
+            first_week=first_week,
+            last_week=last_week,
+            chunk_students=chunk_students,
+            void=void,
+            preloaded=preloaded,
+            flags=flags,
+        )
+    finally:
+        summary.rows = writer.close()
     summary.flags = validation.flags_write(
         source=f"features:{feature_set.version}",
         calendar=calendar,
@@ -250,18 +356,33 @@ def _years_between(first: dt.date, last: dt.date) -> range:
     return range(academic_year_of(first), academic_year_of(last) + 1)
 
 
+def _last_stored_week(
+    feature_set: FeatureSet, academic_year: int, student_ids: Sequence[int], after: dt.date
+) -> dt.date | None:
+    """The students' latest stored week after `after`, if any (rows to carry a change into)."""
+    return store.last_week(
+        feature_set_id=feature_set.pk,
+        academic_year=academic_year,
+        student_ids=student_ids,
+        after=after,
+    )
+
+
 def features_refresh(
     *, student_ids: Sequence[int], since: dt.date | None = None, until: dt.date | None = None
 ) -> BuildSummary:
     """Recompute the students' weeks from `since` on, in every academic year touched.
 
-    Later weeks are recomputed too: running and rolling features carry the
-    change forward. `since` None (unknown) rebuilds the students' years.
+    Later weeks already in the store are recomputed too (running and rolling
+    features carry the change forward); the store grows up to `until` (the
+    import's last day), never past today. `since` None (unknown) rebuilds
+    the students' years.
     """
     summary = BuildSummary()
     ids = sorted({int(i) for i in student_ids})
     if not ids:
         return summary
+    feature_set = feature_set_ensure()
     today = timezone.localdate()
     if since is None:
         years = sorted(
@@ -272,10 +393,21 @@ def features_refresh(
             )
         )
     else:
-        years = list(_years_between(since, max(today, until or today)))
+        years = list(_years_between(since, min(today, max(since, until or since))))
     for year in years:
         year_since = since if since is not None and academic_year_of(since) == year else None
-        summary.add(features_build(academic_year=year, student_ids=ids, since=year_since))
+        stored = _last_stored_week(feature_set, year, ids, until or since or today)
+        horizon = [d for d in (until, stored + dt.timedelta(days=6) if stored else None) if d]
+        year_until = min(today, max(horizon)) if horizon else today
+        summary.add(
+            features_build(
+                academic_year=year,
+                student_ids=ids,
+                since=year_since,
+                until=year_until,
+                feature_set=feature_set,
+            )
+        )
     return summary
 
 

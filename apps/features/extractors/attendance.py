@@ -82,9 +82,12 @@ class AttendanceExtractor(Extractor):
         n, w = grid.shape
         first = max(calendar.start, calendar.week_start(grid.first_week))
         last = min(calendar.end, calendar.week_end(grid.last_week))
-        frame = raw.attendance_week_bits(
-            origin=calendar.origin_date, first=first, last=last, student_ids=grid.student_ids
-        )
+        frame = grid.preloaded_rows("attendance")
+        if frame is None:
+            frame = raw.attendance_week_bits(
+                origin=calendar.origin_date, first=first, last=last, student_ids=grid.student_ids
+            )
+        frame = frame[frame["week"].between(grid.first_week, grid.last_week)]
         rows = grid.rows_of(frame["student_id"].to_numpy())
         weeks = frame["week"].to_numpy()
         out = []
@@ -103,7 +106,8 @@ class AttendanceExtractor(Extractor):
         ring = self.ring
         ring_att = st[:, RUN + 1 : RUN + 1 + ring].copy()
         ring_rec = st[:, RUN + 1 + ring :].copy()
-        states = np.full((n, w, self.state_size), np.nan)
+        # Every state value is a count of days or weeks: int16 is exact and small.
+        states = np.zeros((n, w, self.state_size), dtype=np.int16)
         values = {column: grid.empty() for column in self.columns}
         school_days = grid.school_days
         in_session = grid.in_session

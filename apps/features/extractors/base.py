@@ -31,6 +31,31 @@ class Grid:
     entry_weeks: pd.DataFrame  # one row per enrollment: row, week (of the entry date)
     # Student-weeks whose attendance records are held back as data errors.
     attendance_void: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    # Raw aggregates the build read once for many chunks (source name → frame
+    # sorted by student_id); an extractor reads its own only when absent.
+    preloaded: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # In an incremental build, every student's stored values of the week
+    # before first_week (column → [N]); None in a build from the first week.
+    previous: dict[str, np.ndarray] | None = None
+
+    def window_days(self) -> tuple[int, int]:
+        """Days from the origin of the first and last day this build writes."""
+        return 7 * self.first_week, 7 * self.last_week + 6
+
+    def carried(self, column: str) -> np.ndarray:
+        """[N, W]: the previous week's value of `column` repeated over every week."""
+        assert self.previous is not None
+        return np.repeat(self.previous[column][:, None], self.shape[1], axis=1)
+
+    def preloaded_rows(self, name: str) -> pd.DataFrame | None:
+        frame = self.preloaded.get(name)
+        if frame is None:
+            return None
+        ids = frame["student_id"].to_numpy()
+        first = np.searchsorted(ids, self.student_ids[0], side="left")
+        last = np.searchsorted(ids, self.student_ids[-1], side="right")
+        part = frame.iloc[first:last]
+        return part[np.isin(part["student_id"].to_numpy(), self.student_ids)]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -61,7 +86,7 @@ class Grid:
 @dataclass
 class Extracted:
     values: dict[str, np.ndarray]  # column → [N, W] float64, NaN = not observed
-    state: np.ndarray | None = None  # [N, W, S] float64: the state after each week
+    state: np.ndarray | None = None  # [N, W, S] int16: the state after each week
 
 
 class Extractor(ABC):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from apps.features import raw
 from apps.features.extractors.base import Extracted, Extractor, Grid
@@ -37,14 +38,40 @@ class DisciplineExtractor(Extractor):
         }
 
     def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
-        n, w = grid.shape
         calendar = grid.calendar
+        if grid.previous is None:
+            frame = raw.incidents(
+                origin=calendar.origin_date,
+                first=calendar.start,
+                last=calendar.end,
+                student_ids=grid.student_ids,
+            )
+            return self._from_incidents(grid, frame)
+        # Incremental: without an incident in the rebuilt weeks, counts are 0
+        # and the weeks since the last one keep counting from the week before.
+        first = max(calendar.start, calendar.week_start(grid.first_week))
+        recent = raw.incidents(
+            origin=calendar.origin_date,
+            first=first,
+            last=calendar.end,
+            student_ids=grid.student_ids,
+        )
+        changed = np.unique(recent["student_id"].to_numpy())
         frame = raw.incidents(
             origin=calendar.origin_date,
             first=calendar.start,
             last=calendar.end,
-            student_ids=grid.student_ids,
+            student_ids=changed,
         )
+        result = self._from_incidents(grid, frame)
+        keep = ~np.isin(grid.student_ids, changed)
+        elapsed = np.arange(grid.shape[1])[None, :] - (grid.first_week - 1)
+        since = np.minimum(grid.carried("weeks_since_incident") + elapsed, self.cap_weeks)
+        result.values["weeks_since_incident"][keep] = since[keep]
+        return result
+
+    def _from_incidents(self, grid: Grid, frame: pd.DataFrame) -> Extracted:
+        n, w = grid.shape
         rows = grid.rows_of(frame["student_id"].to_numpy())
         weeks = np.clip(frame["day"].to_numpy() // 7, 0, w - 1)
         weights = np.asarray(self.severity_weights)[frame["severity"].to_numpy() - 1]

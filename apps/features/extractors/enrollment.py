@@ -17,21 +17,17 @@ def build_grid(
 ) -> Grid:
     student_ids = np.asarray(student_ids, dtype=np.int64)
     n, w = len(student_ids), calendar.weeks
-    frame = raw.enrollments(academic_year=calendar.academic_year, student_ids=student_ids)
+    origin = calendar.origin_date
+    frame = raw.enrollments(
+        origin=origin, academic_year=calendar.academic_year, student_ids=student_ids
+    )
     enrolled = np.zeros((n, w), dtype=bool)
     school = np.zeros((n, w), dtype=np.int64)
     grade = np.full((n, w), np.nan)
-    origin = calendar.origin_date
     if len(frame):
         rows = np.searchsorted(student_ids, frame["student_id"].to_numpy(dtype=np.int64))
-        origin64 = np.datetime64(origin, "D")
-        entry_days = (
-            pd.to_datetime(frame["entry_date"]).to_numpy().astype("datetime64[D]") - origin64
-        ).astype(np.int64)
-        exits = pd.to_datetime(frame["exit_date"]).to_numpy().astype("datetime64[D]")
-        exit_days = np.where(
-            np.isnat(exits), 7 * w, (exits - origin64).astype("timedelta64[D]").astype(np.int64)
-        )
+        entry_days = frame["entry_day"].to_numpy()
+        exit_days = frame["exit_day"].to_numpy()
         first = np.clip(entry_days // 7, 0, w - 1)
         last = np.clip(exit_days // 7, 0, w - 1)
         # Enrollments are ordered by entry date within each student, so a
@@ -97,16 +93,16 @@ class EnrollmentExtractor(Extractor):
     def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
         n, w = grid.shape
         start = grid.calendar.start
-        births = raw.birth_dates(grid.student_ids)
+        origin = np.datetime64(grid.calendar.origin_date, "D")
+        births = raw.birth_dates(origin=grid.calendar.origin_date, student_ids=grid.student_ids)
         age = np.full(n, np.nan)
         if len(births):
-            known = births.dropna(subset=["date_of_birth"])
-            dob = pd.to_datetime(known["date_of_birth"])
-            before_birthday = (dob.dt.month > start.month) | (
-                (dob.dt.month == start.month) & (dob.dt.day > start.day)
+            dob = pd.DatetimeIndex(origin + births["birth_day"].to_numpy().astype("timedelta64[D]"))
+            before_birthday = (dob.month > start.month) | (
+                (dob.month == start.month) & (dob.day > start.day)
             )
-            years = start.year - dob.dt.year - before_birthday.astype(int)
-            age[grid.rows_of(known["student_id"].to_numpy())] = years.to_numpy(dtype=np.float64)
+            years = start.year - dob.year - before_birthday.astype(int)
+            age[grid.rows_of(births["student_id"].to_numpy())] = np.asarray(years, dtype=np.float64)
         expected = grid.grade_level + (self.entry_age - 1)
         over_age = np.maximum(age[:, None] - expected, 0.0)
 

@@ -57,15 +57,40 @@ class GradesExtractor(Extractor):
         }
 
     def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
-        # Stateless: the year's marks of the build's students are few enough
-        # to read whole, even in an incremental update.
-        n, w = grid.shape
         calendar = grid.calendar
-        frame = raw.grades(
+        if grid.previous is None:
+            frame = raw.grades(
+                origin=calendar.origin_date,
+                academic_year=calendar.academic_year,
+                student_ids=grid.student_ids,
+            )
+            return self._from_marks(grid, frame)
+        # Incremental: a student with no mark dated in the rebuilt weeks keeps
+        # the running values of the week before (every column here only
+        # changes on a new mark); only the others are recomputed from the year.
+        first_day, last_day = grid.window_days()
+        recent = raw.grades(
             origin=calendar.origin_date,
             academic_year=calendar.academic_year,
             student_ids=grid.student_ids,
+            days=(first_day, last_day),
         )
+        changed = np.unique(recent["student_id"].to_numpy())
+        frame = raw.grades(
+            origin=calendar.origin_date,
+            academic_year=calendar.academic_year,
+            student_ids=changed,
+        )
+        result = self._from_marks(grid, frame)
+        keep = ~np.isin(grid.student_ids, changed)
+        for column in self.columns:
+            if column == "marks_share":
+                continue  # a weekly value: no mark that week is NaN, as computed
+            result.values[column][keep] = grid.carried(column)[keep]
+        return result
+
+    def _from_marks(self, grid: Grid, frame: pd.DataFrame) -> Extracted:
+        n, w = grid.shape
         rows = grid.rows_of(frame["student_id"].to_numpy())
         weeks = np.clip(frame["day"].to_numpy() // 7, 0, w - 1)
         share = frame["share"].to_numpy()

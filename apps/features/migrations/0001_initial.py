@@ -50,7 +50,6 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'weekly feature row',
                 'verbose_name_plural': 'weekly feature rows',
-                'indexes': [models.Index(fields=['feature_set', 'school', 'week_start'], name='weekly_feature_school_week')],
                 'constraints': [models.UniqueConstraint(fields=('feature_set', 'student', 'week_start', 'academic_year'), name='weekly_feature_natural_key')],
             },
         ),
