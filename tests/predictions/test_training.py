@@ -11,7 +11,7 @@ from apps.predictions.datasets import load_samples
 from apps.predictions.models import ModelStatus, ModelVersion
 from apps.predictions.services import TrainingDataError, TrainingOptions, model_version_train
 from apps.predictions.services.training import json_safe
-from tests.predictions.conftest import COLUMNS, ArraySource, tiny_options
+from tests.predictions.conftest import COLUMNS, ArraySource, build_district, tiny_options
 
 pytestmark = pytest.mark.django_db
 
@@ -73,10 +73,12 @@ def test_no_student_is_in_two_splits(district: ArraySource, model_dir: Path) -> 
     assert sum(version.dataset["students"].values()) == 120
 
 
-def test_the_model_learns_the_dropout_signal(district: ArraySource, model_dir: Path) -> None:
+def test_the_model_learns_the_dropout_signal(model_dir: Path) -> None:
     # Too few students to promise it beats the fitted baselines (the demo district
     # shows that); it must clearly learn, and the comparison must be recorded.
-    version = train(district, epochs=8, prediction_weeks=8, lr=5e-3)
+    # 240 students: the held-out split (a hash of pks, which vary with test order)
+    # must be big enough for a stable AUC.
+    version = train(build_district(240), epochs=8, prediction_weeks=8, lr=5e-3)
     assert version.metrics["roc_auc"] > 0.7
     margins = version.metrics["comparison"]["margins"]
     assert margins["gbt"]["roc_auc"] == pytest.approx(

@@ -48,7 +48,7 @@ from apps.predictions.datasets import (
 from apps.predictions.labels import Stint
 from apps.predictions.models import ModelVersion
 from apps.students.models import Enrollment, Student
-from apps.students.services import academic_year_of
+from apps.students.services import academic_year_bounds, academic_year_of
 
 if TYPE_CHECKING:
     from ml.baselines import IndicatorRule
@@ -74,6 +74,10 @@ class TrainingOptions:
     early_stopping_patience: int = 4
     seed: int = 0
     prediction_weeks: int = 6
+    # ml's random truncation keeps a sample's label while cutting its weeks, but
+    # here a label belongs to its prediction week: samples already come at
+    # several weeks of the year, each with its own label, so truncation is off.
+    truncation_prob: float = 0.0
     min_week: int = 3
     test_fraction: float = 0.2
     val_fraction: float = 0.15
@@ -214,6 +218,14 @@ def training_samples_collect(
     until = min(sampling.data_to or today, today)
     parts: list[Samples] = []
     for year in academic_years_in(sampling.data_from, until):
+        if (
+            sampling.closed_windows_only
+            and sampling.horizon_days == 0
+            and academic_year_bounds(year)[1] >= today
+        ):
+            # Every window of a year still running ends with the year: nothing to read.
+            progress({"stage": "samples", "academic_year": year, "skipped": "year_open"})
+            continue
         for chunk in source.chunks(academic_year=year, until=until):
             if chunk.feature_version != source.feature_version:
                 raise TrainingDataError(
@@ -446,6 +458,7 @@ def model_version_train(
         seed=options.seed,
         early_stopping_patience=options.early_stopping_patience,
         target_recall=options.target_recall,
+        truncation_prob=options.truncation_prob,
         device=options.device,
     )
     lap = time.perf_counter()

@@ -49,6 +49,12 @@ class Command(BaseCommand):
             help="Label window after the prediction week; 0 = end of the academic year.",
         )
         parser.add_argument("--device", default=None, help="auto (default), cpu or cuda.")
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=None,
+            help="CPU threads for torch (default: torch's choice); 1 is fastest on a busy machine.",
+        )
         parser.add_argument("--promote", action="store_true")
         parser.add_argument("--user", default=None, help="Record this username as the trainer.")
         parser.add_argument("--queue", action="store_true", help="Enqueue on the ml queue.")
@@ -86,6 +92,10 @@ class Command(BaseCommand):
         if options["queue"]:
             self.stdout.write(f"Training run {run.pk} is queued on the ml queue.")
             return
+        if options["threads"]:
+            import torch
+
+            torch.set_num_threads(options["threads"])
         try:
             done = training_run_execute(run_id=run.pk, progress=self._progress)
         except TrainingDataError as error:
@@ -96,7 +106,12 @@ class Command(BaseCommand):
 
     def _progress(self, event: dict[str, Any]) -> None:
         stage = event.get("stage")
-        if stage == "samples":
+        if stage == "samples" and event.get("skipped"):
+            self.stdout.write(
+                f"  samples: year {event['academic_year']} skipped, its label windows are "
+                "still open"
+            )
+        elif stage == "samples":
             self.stdout.write(
                 f"  samples: year {event['academic_year']}, {event['students']} students read, "
                 f"{event['samples']} labelled samples so far"
