@@ -134,6 +134,13 @@ class TrainingRunForm(forms.ModelForm):
         model = TrainingRun
         fields = ("data_from", "data_to", "promote")
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("data_from"), cleaned.get("data_to")
+        if start and end and end < start:
+            raise ValidationError(gettext("The end of the date range is before its start."))
+        return cleaned
+
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
@@ -188,17 +195,13 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: TrainingRun, form: Any, change: bool) -> None:
         if change:
             return
-        try:
-            run = training_run_request(
-                requested_by=request.user,  # type: ignore[arg-type]
-                data_from=form.cleaned_data.get("data_from"),
-                data_to=form.cleaned_data.get("data_to"),
-                options={"epochs": form.cleaned_data["epochs"]},
-                promote=form.cleaned_data.get("promote", False),
-            )
-        except ValidationError as error:
-            self.message_user(request, "; ".join(error.messages), messages.ERROR)
-            raise
+        run = training_run_request(
+            requested_by=request.user,  # type: ignore[arg-type]
+            data_from=form.cleaned_data.get("data_from"),
+            data_to=form.cleaned_data.get("data_to"),
+            options={"epochs": form.cleaned_data["epochs"]},
+            promote=form.cleaned_data.get("promote", False),
+        )
         # The admin logs and redirects to the object it saved: point it at the new run.
         obj.pk = run.pk
         obj.created_at = run.created_at

@@ -201,3 +201,13 @@ def test_analysts_may_view_models_but_not_promote() -> None:
     for user in (analyst, counselor):
         assert not user.has_perm("predictions.promote_modelversion")
         assert not user.has_perm("predictions.add_trainingrun")
+
+
+def test_a_backwards_date_range_is_refused_by_the_form(admin_client: Client) -> None:
+    response = admin_client.post(
+        reverse("admin:predictions_trainingrun_add"),
+        {"data_from": "2026-05-01", "data_to": "2026-01-01", "epochs": "5"},
+    )
+    assert response.status_code == 200
+    assert "The end of the date range is before its start." in response.content.decode()
+    assert not TrainingRun.objects.exists()
