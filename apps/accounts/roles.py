@@ -60,9 +60,14 @@ _IMPORT_DATA = [
     "students.view_dataqualityflag",
 ]
 
+# Administrators train and promote models (they hold every permission); analysts
+# and counselors read the registry and its model cards.
+_VIEW_MODELS = ["predictions.view_modelversion"]
+_VIEW_TRAINING = ["predictions.view_trainingrun"]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.ADMINISTRATOR: ["*"],
     Role.DATA_MANAGER: [*_EDIT_SCHOOL_DATA, *_IMPORT_DATA, *_VIEW_FEEDBACK],
-    Role.COUNSELOR: [*_VIEW_SCHOOL_DATA, *_RECORD_FEEDBACK],
-    Role.ANALYST: [*_VIEW_SCHOOL_DATA, *_VIEW_FEEDBACK],
+    Role.COUNSELOR: [*_VIEW_SCHOOL_DATA, *_RECORD_FEEDBACK, *_VIEW_MODELS],
+    Role.ANALYST: [*_VIEW_SCHOOL_DATA, *_VIEW_FEEDBACK, *_VIEW_MODELS, *_VIEW_TRAINING],
 }

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "apps.dashboards",
     "apps.ingestion",
     "apps.features",
+    "apps.predictions",
 ]
 
 MIDDLEWARE = [
@@ -219,6 +220,17 @@ SPECTACULAR_SETTINGS = {
 
 # --- Model artefacts ------------------------------------------------------
 EDUPULSE_MODEL_DIR = Path(env.text("EDUPULSE_MODEL_DIR", str(VAR_DIR / "models")))
+# The dropout label's horizon after the prediction week, in days; 0 = the end of
+# that academic year (DESIGN.md's default).
+EDUPULSE_LABEL_HORIZON_DAYS = env.integer("EDUPULSE_LABEL_HORIZON_DAYS", 0, minimum=0)
+# Experiment tracking is optional: unset means training runs are recorded only on
+# their ModelVersion rows.
+MLFLOW_TRACKING_URI = env.url(
+    "MLFLOW_TRACKING_URI",
+    None,
+    schemes={"file", "http", "https", "sqlite", "postgresql", "mysql", "databricks"},
+)
+MLFLOW_EXPERIMENT_NAME = env.text("MLFLOW_EXPERIMENT_NAME", "edupulse-dropout")
 
 # --- Logging --------------------------------------------------------------
 # Personal data (names, birth dates, contacts) is never logged: log ids only.

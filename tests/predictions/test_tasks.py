@@ -1,0 +1,69 @@
+import pytest
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from django.utils import timezone
+
+from apps.predictions.models import TrainingRun, TrainingStatus
+from apps.predictions.services import training_run_claim, training_run_request
+from apps.predictions.tasks import train_model
+
+
+@pytest.mark.django_db
+def test_a_run_is_claimed_once() -> None:
+    run = training_run_request(requested_by=None, enqueue=False)
+    assert training_run_claim(run_id=run.pk) is True
+    assert training_run_claim(run_id=run.pk) is False
+    run.refresh_from_db()
+    assert run.status == TrainingStatus.RUNNING and run.started_at is not None
+
+
+@pytest.mark.django_db
+def test_the_task_stops_when_the_run_is_already_taken() -> None:
+    run = training_run_request(requested_by=None, enqueue=False)
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status=TrainingStatus.RUNNING, started_at=timezone.now()
+    )
+    assert train_model.delay(run.pk).get() == {"run": run.pk, "claimed": False}
+
+
+@pytest.mark.django_db
+def test_a_request_enqueues_the_task_only_after_commit(
+    django_capture_on_commit_callbacks,  # type: ignore[no-untyped-def]
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        run = training_run_request(requested_by=None, options={"epochs": 3}, promote=True)
+    assert len(callbacks) == 1
+    assert run.options == {"epochs": 3} and run.promote is True
+
+
+@pytest.mark.django_db
+def test_bad_options_are_refused_when_requested() -> None:
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        training_run_request(requested_by=None, options={"epochs": 0}, enqueue=False)
+    assert not TrainingRun.objects.exists()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_on_the_ml_queue_runs_a_training_run_once(redis_url: str) -> None:
+    # A separate app configured like production's (see tests/common/test_celery.py).
+    app = Celery("edupulse-test-ml")
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
+    app.finalize()
+    name = "apps.predictions.tasks.train_model"
+    assert name in app.tasks
+    assert app.amqp.router.route({}, name)["queue"].name == "ml"
+    run = training_run_request(requested_by=None, enqueue=False)
+    # Only the ml queue is consumed: the task reaches it through the routing settings.
+    with start_worker(app, pool="solo", perform_ping_check=False, queues=["ml"]):
+        first = app.send_task(name, args=[run.pk])
+        with pytest.raises(Exception, match="No labelled samples"):
+            first.get(timeout=60)
+        again = app.send_task(name, args=[run.pk])
+        assert again.get(timeout=60) == {"run": run.pk, "claimed": False}
+    run.refresh_from_db()
+    assert run.status == TrainingStatus.FAILED
+    assert "No labelled samples" in run.error
