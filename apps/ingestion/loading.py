@@ -18,7 +18,7 @@ written survives (see services.import_jobs_fail_stale for the job row).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -305,30 +305,25 @@ class Stage:
         if frame.empty:
             return 0
         names = ["line"] + [name for name, _type in self.columns]
-        data = [frame["_line"].to_numpy().tolist()]
-        for name, sqltype in self.columns:
-            column = frame[name]
-            if sqltype in ("bigint", "integer"):
-                data.append(column.to_numpy(dtype=np.int64).tolist())
-            elif sqltype == "boolean":
-                data.append(column.to_numpy(dtype=bool).tolist())
-            elif sqltype.startswith("numeric"):
-                values = column.to_numpy(dtype=float)
-                data.append([None if np.isnan(x) else x for x in values.tolist()])
-            else:
-                data.append([None if x is None or x is np.nan else x for x in column.tolist()])
-        rows = zip(*data, strict=True)
         column_list = ", ".join(_q(n) for n in names)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                with cursor.cursor.copy(f"COPY {self.name} ({column_list}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                blocks = _binary_copy(frame, self.columns)
+                if blocks is not None:
+                    # A few large preformatted blocks: no Python work per row.
+                    sql = f"COPY {self.name} ({column_list}) FROM STDIN (FORMAT BINARY)"
+                    with cursor.cursor.copy(sql) as copy:
+                        for block in blocks:
+                            copy.write(block)
+                else:
+                    with cursor.cursor.copy(f"COPY {self.name} ({column_list}) FROM STDIN") as copy:
+                        for row in _rows(frame, self.columns):
+                            copy.write_row(row)
             else:
                 marks = ", ".join(["%s"] * len(names))
                 cursor.executemany(
                     f"INSERT INTO {self.name} ({column_list}) VALUES ({marks})",  # noqa: S608
-                    list(rows),
+                    list(_rows(frame, self.columns, dates_as_text=True)),
                 )
         self.rows += len(frame)
         return len(frame)
@@ -526,3 +521,114 @@ def _update_batch(
         f"WHERE {match} AND {src}.line BETWEEN %s AND %s",
         [*params, first, last],
     )
+
+
+# --- staging rows -----------------------------------------------------------
+
+PG_EPOCH = np.datetime64("2000-01-01", "D")
+BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
+BINARY_TRAILER = b"\xff\xff"
+# Binary COPY wants every row of a block to have one layout; rows are grouped
+# by their text values and empty cells. More groups than this (free text such
+# as names) and the row-by-row COPY is used instead.
+MAX_BINARY_GROUPS = 64
+BINARY_FIXED = {"bigint": ">i8", "integer": ">i4", "date": ">i4", "boolean": "?"}
+
+
+def _rows(
+    frame: pd.DataFrame, columns: list[tuple[str, str]], dates_as_text: bool = False
+) -> Iterator[tuple[Any, ...]]:
+    data: list[list[Any]] = [frame["_line"].to_numpy().tolist()]
+    for name, sqltype in columns:
+        column = frame[name]
+        if sqltype in ("bigint", "integer"):
+            data.append(column.to_numpy(dtype=np.int64).tolist())
+        elif sqltype == "boolean":
+            data.append(column.to_numpy(dtype=bool).tolist())
+        elif sqltype.startswith("numeric"):
+            values = column.to_numpy(dtype=float)
+            data.append([None if np.isnan(x) else x for x in values.tolist()])
+        elif sqltype == "date":
+            days = column.to_numpy(dtype="M8[D]")
+            if dates_as_text:
+                text = np.datetime_as_string(days, unit="D").astype(object)
+                text[np.isnat(days)] = None
+                data.append(text.tolist())
+            else:
+                data.append(days.astype(object).tolist())  # NaT becomes None
+        else:
+            data.append([None if x is None or x is np.nan else x for x in column.tolist()])
+    return zip(*data, strict=True)
+
+
+def _binary_copy(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> list[bytes] | None:
+    """The frame as COPY BINARY data in a few blocks, or None where that does not fit.
+
+    Each group of rows that share their text values and empty cells becomes
+    one numpy structured array whose memory is exactly the rows' wire format
+    (big-endian field lengths and values), so a million rows are a handful of
+    array assignments.
+    """
+    n = len(frame)
+    parts: list[tuple[str, np.ndarray, Any]] = [("fixed", frame["_line"].to_numpy(), ">i4")]
+    group = np.zeros(n, dtype=np.int64)
+    groups = 1
+    for name, sqltype in columns:
+        column = frame[name]
+        if sqltype in ("bigint", "integer", "boolean"):
+            dtype = bool if sqltype == "boolean" else np.int64
+            parts.append(("fixed", column.to_numpy(dtype=dtype), BINARY_FIXED[sqltype]))
+        elif sqltype == "date":
+            days = column.to_numpy(dtype="M8[D]")
+            empty = np.isnat(days)
+            offsets = np.where(empty, 0, (days - PG_EPOCH).astype(np.int64))
+            parts.append(("date", offsets, empty))
+            group = group * 2 + empty
+            groups *= 2
+        elif sqltype == "text":
+            codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
+            encoded = [str(u).encode() for u in uniques]
+            parts.append(("text", codes, encoded))
+            group = group * (len(uniques) + 1) + (codes + 1)
+            groups *= len(uniques) + 1
+        else:
+            return None  # numeric: the text COPY formats it
+        if groups > MAX_BINARY_GROUPS:
+            return None
+    blocks = [BINARY_SIGNATURE]
+    field_count = np.int16(len(parts)).astype(">i2")
+    for key in np.unique(group):
+        rows = np.flatnonzero(group == key)
+        probe = rows[0]
+        layout: list[tuple[str, str]] = [("n", ">i2")]
+        values: dict[str, Any] = {"n": field_count}
+        for i, (kind, data, extra) in enumerate(parts):
+            if kind == "fixed":
+                layout += [(f"l{i}", ">i4"), (f"v{i}", extra)]
+                values[f"l{i}"] = np.dtype(extra).itemsize
+                values[f"v{i}"] = data[rows]
+            elif kind == "date":
+                if extra[probe]:
+                    layout.append((f"l{i}", ">i4"))
+                    values[f"l{i}"] = -1  # NULL
+                else:
+                    layout += [(f"l{i}", ">i4"), (f"v{i}", ">i4")]
+                    values[f"l{i}"] = 4
+                    values[f"v{i}"] = data[rows]
+            else:
+                code = data[probe]
+                layout.append((f"l{i}", ">i4"))
+                if code < 0:
+                    values[f"l{i}"] = -1
+                else:
+                    text = extra[code]
+                    values[f"l{i}"] = len(text)
+                    if text:
+                        layout.append((f"v{i}", f"S{len(text)}"))
+                        values[f"v{i}"] = text
+        block = np.empty(len(rows), dtype=np.dtype(layout))
+        for name, value in values.items():
+            block[name] = value
+        blocks.append(block.tobytes())
+    blocks.append(BINARY_TRAILER)
+    return blocks
