@@ -119,6 +119,9 @@ class Target:
     update_only: bool = False
     date_column: str = ""  # for the changed-dates range
     batched: bool = True
+    # The source is the staging table's own columns and the kind has no other
+    # target: compare and insert from the staging table itself, no copy.
+    in_place: bool = False
     # Which file columns feed each target column: a column the file lacks is
     # neither compared nor overwritten.
     fed_by: tuple[tuple[str, str], ...] = ()
@@ -136,6 +139,7 @@ TARGETS: dict[str, list[Target]] = {
             key=("student_id", "date"),
             columns=("school_id", "status"),
             source="SELECT line, student_id, date, school_id, status FROM {stage}",
+            in_place=True,
             timestamps=False,
             date_column="date",
         )
@@ -150,6 +154,7 @@ TARGETS: dict[str, list[Target]] = {
                 "SELECT line, student_id, academic_year, term, subject_id, assessment, "
                 "assessment_date, score, max_score, is_missing FROM {stage}"
             ),
+            in_place=True,
             date_column="assessment_date",
         )
     ],
@@ -163,6 +168,7 @@ TARGETS: dict[str, list[Target]] = {
                 "SELECT line, student_id, date, category, school_id, severity, action_taken, "
                 "days_suspended FROM {stage}"
             ),
+            in_place=True,
             date_column="date",
             fed_by=(("action_taken", "action_taken"), ("days_suspended", "days_suspended")),
         )
@@ -174,6 +180,7 @@ TARGETS: dict[str, list[Target]] = {
             key=("eiin",),
             columns=("name", "name_bn", "school_type", "region_id"),
             source="SELECT line, eiin, name, name_bn, school_type, region_id FROM {stage}",
+            in_place=True,
             insert_only_defaults=(("is_active", "TRUE"),),
             fed_by=(("name_bn", "name_bn"),),
         )
@@ -185,6 +192,7 @@ TARGETS: dict[str, list[Target]] = {
             key=("date",),
             columns=("name", "name_bn"),
             source="SELECT line, date, name, name_bn FROM {stage}",
+            in_place=True,
             conflict_where="region_id IS NULL",
             date_column="date",
             fed_by=(("name_bn", "name_bn"),),
@@ -200,6 +208,7 @@ TARGETS: dict[str, list[Target]] = {
                 "SELECT line, student_id, school_id, academic_year, exit_date, exit_reason "
                 "FROM {stage}"
             ),
+            in_place=True,
             update_only=True,
             date_column="exit_date",
         )
@@ -358,7 +367,7 @@ def upsert(
     """Write the staged rows into one table; the caller holds the transaction."""
     fed = dict(target.fed_by)
     columns = [c for c in target.columns if c not in fed or fed[c] in present]
-    src = f"{stage.name}_{target.name}"
+    src = stage.name if target.in_place else f"{stage.name}_{target.name}"
     result = TargetResult()
     key_match = " AND ".join(f"t.{_q(k)} = {src}.{_q(k)}" for k in target.key)
     if target.conflict_where:
@@ -370,41 +379,52 @@ def upsert(
             return f"({src}.{_q(column)} IS NULL OR {same})"
         return same
 
+    def figures() -> tuple[int, int, int]:
+        dates = ""
+        if target.date_column:
+            dates = f", min({_q(target.date_column)}), max({_q(target.date_column)})"
+        cursor.execute(f"SELECT count(*), min(line), max(line){dates} FROM {src}")  # noqa: S608
+        row = cursor.fetchone()
+        if target.date_column:
+            result.since, result.until = _as_date(row[3]), _as_date(row[4])
+        return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {src}")
-        cursor.execute(f"CREATE TEMPORARY TABLE {src} AS {target.source.format(stage=stage.name)}")
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ANALYZE {src}")
-        condition = " AND ".join([key_match, *(unchanged_on(c) for c in columns)])
-        cursor.execute(
-            f"DELETE FROM {src} WHERE EXISTS (SELECT 1 FROM {_q(target.table)} t WHERE {condition})"  # noqa: S608
-        )
-        result.unchanged = max(cursor.rowcount, 0)
-        cursor.execute(
-            f"SELECT count(*) FROM {src} WHERE EXISTS "  # noqa: S608
-            f"(SELECT 1 FROM {_q(target.table)} t WHERE {key_match})"
-        )
-        result.updated = int(cursor.fetchone()[0])
-        cursor.execute(f"SELECT count(*), min(line), max(line) FROM {src}")  # noqa: S608
-        remaining, low, high = cursor.fetchone()
-        result.inserted = int(remaining) - result.updated
+        if not target.in_place:
+            cursor.execute(f"DROP TABLE IF EXISTS {src}")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {src} AS {target.source.format(stage=stage.name)}"
+            )
+            if connection.vendor == "postgresql":
+                cursor.execute(f"ANALYZE {src}")
+        remaining, low, high = figures()
+        if remaining and _any_stored(cursor, src, target, result.since, result.until):
+            condition = " AND ".join([key_match, *(unchanged_on(c) for c in columns)])
+            cursor.execute(
+                f"DELETE FROM {src} WHERE EXISTS "  # noqa: S608
+                f"(SELECT 1 FROM {_q(target.table)} t WHERE {condition})"
+            )
+            result.unchanged = max(cursor.rowcount, 0)
+            cursor.execute(
+                f"SELECT count(*) FROM {src} WHERE EXISTS "  # noqa: S608
+                f"(SELECT 1 FROM {_q(target.table)} t WHERE {key_match})"
+            )
+            result.updated = int(cursor.fetchone()[0])
+            if result.unchanged:
+                remaining, low, high = figures()
+        # else: no staged key can be stored yet (a first load), so there is
+        # nothing to compare; this skips two joins against the real table.
+        result.inserted = remaining - result.updated
         if remaining:
             if "student_id" in target.key and target.table != _t(Student):
                 cursor.execute(f"SELECT DISTINCT student_id FROM {src}")  # noqa: S608
                 result.student_ids = [int(r[0]) for r in cursor.fetchall()]
-            if target.date_column:
-                cursor.execute(
-                    f"SELECT min({_q(target.date_column)}), max({_q(target.date_column)}) "  # noqa: S608
-                    f"FROM {src}"
-                )
-                since, until = cursor.fetchone()
-                result.since, result.until = _as_date(since), _as_date(until)
             batches = (
-                [(int(low), int(high))]
+                [(low, high)]
                 if not target.batched
                 else [
-                    (start, min(start + BATCH_ROWS - 1, int(high)))
-                    for start in range(int(low), int(high) + 1, BATCH_ROWS)
+                    (start, min(start + BATCH_ROWS - 1, high))
+                    for start in range(low, high + 1, BATCH_ROWS)
                 ]
             )
             for first, last in batches:
@@ -433,8 +453,32 @@ def upsert(
                 f"SELECT st.id FROM {_q(target.table)} st JOIN {src} ON st.student_id = {src}.student_id"  # noqa: S608
             )
             result.student_ids = [int(r[0]) for r in cursor.fetchall()]
-        cursor.execute(f"DROP TABLE IF EXISTS {src}")
+        if not target.in_place:
+            cursor.execute(f"DROP TABLE IF EXISTS {src}")
     return result
+
+
+def _any_stored(
+    cursor: Any, src: str, target: Target, since: dt.date | None, until: dt.date | None
+) -> bool:
+    """Whether any stored row may share a natural key with the staged rows.
+
+    A probe per distinct value of the key's first column (and, when the key
+    holds the date, only within the staged dates), stopping at the first hit.
+    """
+    first = _q(target.key[0])
+    where = f"t.{first} IN (SELECT DISTINCT {first} FROM {src})"  # noqa: S608
+    params: list[Any] = []
+    if target.date_column in target.key and since is not None and until is not None:
+        where += f" AND t.{_q(target.date_column)} BETWEEN %s AND %s"
+        params += [since, until]
+    if target.conflict_where:
+        where += f" AND t.{target.conflict_where}"
+    cursor.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {_q(target.table)} t WHERE {where})",  # noqa: S608
+        params,
+    )
+    return bool(cursor.fetchone()[0])
 
 
 def _as_date(value: Any) -> dt.date | None:
@@ -487,13 +531,15 @@ def _insert_batch(
     conflict = ", ".join(_q(k) for k in target.key)
     if target.conflict_where:
         conflict += f") WHERE ({target.conflict_where}"
-    order = "line"
+    # Row order only matters where an exit must land before the next opening
+    # (rosters); elsewhere sorting a million staged rows is pure cost.
+    order = ""
     if "exit_date" in all_columns:
-        order = f"CASE WHEN {_q('exit_date')} IS NULL THEN 1 ELSE 0 END, line"
+        order = f" ORDER BY CASE WHEN {_q('exit_date')} IS NULL THEN 1 ELSE 0 END, line"
     action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
     sql = (
         f"INSERT INTO {_q(target.table)} ({', '.join(names)}) "  # noqa: S608
-        f"SELECT {', '.join(select)} FROM {src} WHERE line BETWEEN %s AND %s ORDER BY {order}"
+        f"SELECT {', '.join(select)} FROM {src} WHERE line BETWEEN %s AND %s{order}"
     )
     if on_conflict:
         sql += f" ON CONFLICT ({conflict}) {action}"
@@ -561,6 +607,12 @@ def _rows(
     return zip(*data, strict=True)
 
 
+def _regroup(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Renumber combined keys 0..k-1, so that k counts the combinations that occur."""
+    codes, uniques = pd.factorize(keys)
+    return codes.astype(np.int64), len(uniques)
+
+
 def _binary_copy(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> list[bytes] | None:
     """The frame as COPY BINARY data in a few blocks, or None where that does not fit.
 
@@ -583,14 +635,12 @@ def _binary_copy(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> list[by
             empty = np.isnat(days)
             offsets = np.where(empty, 0, (days - PG_EPOCH).astype(np.int64))
             parts.append(("date", offsets, empty))
-            group = group * 2 + empty
-            groups *= 2
+            group, groups = _regroup(group * 2 + empty)
         elif sqltype == "text":
             codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
             encoded = [str(u).encode() for u in uniques]
             parts.append(("text", codes, encoded))
-            group = group * (len(uniques) + 1) + (codes + 1)
-            groups *= len(uniques) + 1
+            group, groups = _regroup(group * (len(uniques) + 1) + (codes + 1))
         else:
             return None  # numeric: the text COPY formats it
         if groups > MAX_BINARY_GROUPS:
