@@ -1,13 +1,17 @@
 """Staging table and set-based upserts.
 
-Validated rows go into a temporary staging table (COPY on PostgreSQL,
-executemany on SQLite). Loading then runs, per target table, inside the
-caller's transaction:
+Validated rows go into a temporary staging table (COPY on PostgreSQL, in
+binary blocks built with numpy where the rows allow it; executemany on
+SQLite). Loading then runs, per target table, inside the caller's
+transaction, from the staging table itself where the kind has one target
+(else from a copy shaped by the target's source query):
 
-1. delete from the staging copy every row identical to the stored one
+1. probe whether any stored row can share a staged natural key; if none
+   can (a first load, a new month), go straight to step 4 with plain INSERTs;
+2. delete from the staging rows every row identical to the stored one
    (``unchanged``: a re-import touches no page of the real table);
-2. count the remaining rows whose natural key is stored (``updated``);
-3. ``INSERT ... SELECT ... ON CONFLICT (natural key) DO UPDATE`` in batches
+3. count the remaining rows whose natural key is stored (``updated``);
+4. ``INSERT ... SELECT ... ON CONFLICT (natural key) DO UPDATE`` in batches
    of line ranges (the rest are ``inserted``).
 
 A temporary table lives in the database session, so a worker that dies takes
