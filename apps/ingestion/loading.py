@@ -1,13 +1,17 @@
 """Staging table and set-based upserts.
 
-Validated rows go into a temporary staging table (COPY on PostgreSQL,
-executemany on SQLite). Loading then runs, per target table, inside the
-caller's transaction:
+Validated rows go into a temporary staging table (COPY on PostgreSQL, in
+binary blocks built with numpy where the rows allow it; executemany on
+SQLite). Loading then runs, per target table, inside the caller's
+transaction, from the staging table itself where the kind has one target
+(else from a copy shaped by the target's source query):
 
-1. delete from the staging copy every row identical to the stored one
+1. probe whether any stored row can share a staged natural key; if none
+   can (a first load, a new month), go straight to step 4 with plain INSERTs;
+2. delete from the staging rows every row identical to the stored one
    (``unchanged``: a re-import touches no page of the real table);
-2. count the remaining rows whose natural key is stored (``updated``);
-3. ``INSERT ... SELECT ... ON CONFLICT (natural key) DO UPDATE`` in batches
+3. count the remaining rows whose natural key is stored (``updated``);
+4. ``INSERT ... SELECT ... ON CONFLICT (natural key) DO UPDATE`` in batches
    of line ranges (the rest are ``inserted``).
 
 A temporary table lives in the database session, so a worker that dies takes
@@ -18,7 +22,7 @@ written survives (see services.import_jobs_fail_stale for the job row).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +123,9 @@ class Target:
     update_only: bool = False
     date_column: str = ""  # for the changed-dates range
     batched: bool = True
+    # The source is the staging table's own columns and the kind has no other
+    # target: compare and insert from the staging table itself, no copy.
+    in_place: bool = False
     # Which file columns feed each target column: a column the file lacks is
     # neither compared nor overwritten.
     fed_by: tuple[tuple[str, str], ...] = ()
@@ -136,6 +143,7 @@ TARGETS: dict[str, list[Target]] = {
             key=("student_id", "date"),
             columns=("school_id", "status"),
             source="SELECT line, student_id, date, school_id, status FROM {stage}",
+            in_place=True,
             timestamps=False,
             date_column="date",
         )
@@ -150,6 +158,7 @@ TARGETS: dict[str, list[Target]] = {
                 "SELECT line, student_id, academic_year, term, subject_id, assessment, "
                 "assessment_date, score, max_score, is_missing FROM {stage}"
             ),
+            in_place=True,
             date_column="assessment_date",
         )
     ],
@@ -163,6 +172,7 @@ TARGETS: dict[str, list[Target]] = {
                 "SELECT line, student_id, date, category, school_id, severity, action_taken, "
                 "days_suspended FROM {stage}"
             ),
+            in_place=True,
             date_column="date",
             fed_by=(("action_taken", "action_taken"), ("days_suspended", "days_suspended")),
         )
@@ -174,6 +184,7 @@ TARGETS: dict[str, list[Target]] = {
             key=("eiin",),
             columns=("name", "name_bn", "school_type", "region_id"),
             source="SELECT line, eiin, name, name_bn, school_type, region_id FROM {stage}",
+            in_place=True,
             insert_only_defaults=(("is_active", "TRUE"),),
             fed_by=(("name_bn", "name_bn"),),
         )
@@ -185,6 +196,7 @@ TARGETS: dict[str, list[Target]] = {
             key=("date",),
             columns=("name", "name_bn"),
             source="SELECT line, date, name, name_bn FROM {stage}",
+            in_place=True,
             conflict_where="region_id IS NULL",
             date_column="date",
             fed_by=(("name_bn", "name_bn"),),
@@ -200,6 +212,7 @@ TARGETS: dict[str, list[Target]] = {
                 "SELECT line, student_id, school_id, academic_year, exit_date, exit_reason "
                 "FROM {stage}"
             ),
+            in_place=True,
             update_only=True,
             date_column="exit_date",
         )
@@ -305,30 +318,25 @@ class Stage:
         if frame.empty:
             return 0
         names = ["line"] + [name for name, _type in self.columns]
-        data = [frame["_line"].to_numpy().tolist()]
-        for name, sqltype in self.columns:
-            column = frame[name]
-            if sqltype in ("bigint", "integer"):
-                data.append(column.to_numpy(dtype=np.int64).tolist())
-            elif sqltype == "boolean":
-                data.append(column.to_numpy(dtype=bool).tolist())
-            elif sqltype.startswith("numeric"):
-                values = column.to_numpy(dtype=float)
-                data.append([None if np.isnan(x) else x for x in values.tolist()])
-            else:
-                data.append([None if x is None or x is np.nan else x for x in column.tolist()])
-        rows = zip(*data, strict=True)
         column_list = ", ".join(_q(n) for n in names)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                with cursor.cursor.copy(f"COPY {self.name} ({column_list}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                blocks = _binary_copy(frame, self.columns)
+                if blocks is not None:
+                    # A few large preformatted blocks: no Python work per row.
+                    sql = f"COPY {self.name} ({column_list}) FROM STDIN (FORMAT BINARY)"
+                    with cursor.cursor.copy(sql) as copy:
+                        for block in blocks:
+                            copy.write(block)
+                else:
+                    with cursor.cursor.copy(f"COPY {self.name} ({column_list}) FROM STDIN") as copy:
+                        for row in _rows(frame, self.columns):
+                            copy.write_row(row)
             else:
                 marks = ", ".join(["%s"] * len(names))
                 cursor.executemany(
                     f"INSERT INTO {self.name} ({column_list}) VALUES ({marks})",  # noqa: S608
-                    list(rows),
+                    list(_rows(frame, self.columns, dates_as_text=True)),
                 )
         self.rows += len(frame)
         return len(frame)
@@ -363,7 +371,7 @@ def upsert(
     """Write the staged rows into one table; the caller holds the transaction."""
     fed = dict(target.fed_by)
     columns = [c for c in target.columns if c not in fed or fed[c] in present]
-    src = f"{stage.name}_{target.name}"
+    src = stage.name if target.in_place else f"{stage.name}_{target.name}"
     result = TargetResult()
     key_match = " AND ".join(f"t.{_q(k)} = {src}.{_q(k)}" for k in target.key)
     if target.conflict_where:
@@ -375,41 +383,52 @@ def upsert(
             return f"({src}.{_q(column)} IS NULL OR {same})"
         return same
 
+    def figures() -> tuple[int, int, int]:
+        dates = ""
+        if target.date_column:
+            dates = f", min({_q(target.date_column)}), max({_q(target.date_column)})"
+        cursor.execute(f"SELECT count(*), min(line), max(line){dates} FROM {src}")  # noqa: S608
+        row = cursor.fetchone()
+        if target.date_column:
+            result.since, result.until = _as_date(row[3]), _as_date(row[4])
+        return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {src}")
-        cursor.execute(f"CREATE TEMPORARY TABLE {src} AS {target.source.format(stage=stage.name)}")
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ANALYZE {src}")
-        condition = " AND ".join([key_match, *(unchanged_on(c) for c in columns)])
-        cursor.execute(
-            f"DELETE FROM {src} WHERE EXISTS (SELECT 1 FROM {_q(target.table)} t WHERE {condition})"  # noqa: S608
-        )
-        result.unchanged = max(cursor.rowcount, 0)
-        cursor.execute(
-            f"SELECT count(*) FROM {src} WHERE EXISTS "  # noqa: S608
-            f"(SELECT 1 FROM {_q(target.table)} t WHERE {key_match})"
-        )
-        result.updated = int(cursor.fetchone()[0])
-        cursor.execute(f"SELECT count(*), min(line), max(line) FROM {src}")  # noqa: S608
-        remaining, low, high = cursor.fetchone()
-        result.inserted = int(remaining) - result.updated
+        if not target.in_place:
+            cursor.execute(f"DROP TABLE IF EXISTS {src}")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {src} AS {target.source.format(stage=stage.name)}"
+            )
+            if connection.vendor == "postgresql":
+                cursor.execute(f"ANALYZE {src}")
+        remaining, low, high = figures()
+        if remaining and _any_stored(cursor, src, target, result.since, result.until):
+            condition = " AND ".join([key_match, *(unchanged_on(c) for c in columns)])
+            cursor.execute(
+                f"DELETE FROM {src} WHERE EXISTS "  # noqa: S608
+                f"(SELECT 1 FROM {_q(target.table)} t WHERE {condition})"
+            )
+            result.unchanged = max(cursor.rowcount, 0)
+            cursor.execute(
+                f"SELECT count(*) FROM {src} WHERE EXISTS "  # noqa: S608
+                f"(SELECT 1 FROM {_q(target.table)} t WHERE {key_match})"
+            )
+            result.updated = int(cursor.fetchone()[0])
+            if result.unchanged:
+                remaining, low, high = figures()
+        # else: no staged key can be stored yet (a first load), so there is
+        # nothing to compare; this skips two joins against the real table.
+        result.inserted = remaining - result.updated
         if remaining:
             if "student_id" in target.key and target.table != _t(Student):
                 cursor.execute(f"SELECT DISTINCT student_id FROM {src}")  # noqa: S608
                 result.student_ids = [int(r[0]) for r in cursor.fetchall()]
-            if target.date_column:
-                cursor.execute(
-                    f"SELECT min({_q(target.date_column)}), max({_q(target.date_column)}) "  # noqa: S608
-                    f"FROM {src}"
-                )
-                since, until = cursor.fetchone()
-                result.since, result.until = _as_date(since), _as_date(until)
             batches = (
-                [(int(low), int(high))]
+                [(low, high)]
                 if not target.batched
                 else [
-                    (start, min(start + BATCH_ROWS - 1, int(high)))
-                    for start in range(int(low), int(high) + 1, BATCH_ROWS)
+                    (start, min(start + BATCH_ROWS - 1, high))
+                    for start in range(low, high + 1, BATCH_ROWS)
                 ]
             )
             for first, last in batches:
@@ -438,8 +457,32 @@ def upsert(
                 f"SELECT st.id FROM {_q(target.table)} st JOIN {src} ON st.student_id = {src}.student_id"  # noqa: S608
             )
             result.student_ids = [int(r[0]) for r in cursor.fetchall()]
-        cursor.execute(f"DROP TABLE IF EXISTS {src}")
+        if not target.in_place:
+            cursor.execute(f"DROP TABLE IF EXISTS {src}")
     return result
+
+
+def _any_stored(
+    cursor: Any, src: str, target: Target, since: dt.date | None, until: dt.date | None
+) -> bool:
+    """Whether any stored row may share a natural key with the staged rows.
+
+    A probe per distinct value of the key's first column (and, when the key
+    holds the date, only within the staged dates), stopping at the first hit.
+    """
+    first = _q(target.key[0])
+    where = f"t.{first} IN (SELECT DISTINCT {first} FROM {src})"  # noqa: S608
+    params: list[Any] = []
+    if target.date_column in target.key and since is not None and until is not None:
+        where += f" AND t.{_q(target.date_column)} BETWEEN %s AND %s"
+        params += [since, until]
+    if target.conflict_where:
+        where += f" AND t.{target.conflict_where}"
+    cursor.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {_q(target.table)} t WHERE {where})",  # noqa: S608
+        params,
+    )
+    return bool(cursor.fetchone()[0])
 
 
 def _as_date(value: Any) -> dt.date | None:
@@ -492,13 +535,15 @@ def _insert_batch(
     conflict = ", ".join(_q(k) for k in target.key)
     if target.conflict_where:
         conflict += f") WHERE ({target.conflict_where}"
-    order = "line"
+    # Row order only matters where an exit must land before the next opening
+    # (rosters); elsewhere sorting a million staged rows is pure cost.
+    order = ""
     if "exit_date" in all_columns:
-        order = f"CASE WHEN {_q('exit_date')} IS NULL THEN 1 ELSE 0 END, line"
+        order = f" ORDER BY CASE WHEN {_q('exit_date')} IS NULL THEN 1 ELSE 0 END, line"
     action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
     sql = (
         f"INSERT INTO {_q(target.table)} ({', '.join(names)}) "  # noqa: S608
-        f"SELECT {', '.join(select)} FROM {src} WHERE line BETWEEN %s AND %s ORDER BY {order}"
+        f"SELECT {', '.join(select)} FROM {src} WHERE line BETWEEN %s AND %s{order}"
     )
     if on_conflict:
         sql += f" ON CONFLICT ({conflict}) {action}"
@@ -526,3 +571,118 @@ def _update_batch(
         f"WHERE {match} AND {src}.line BETWEEN %s AND %s",
         [*params, first, last],
     )
+
+
+# --- staging rows -----------------------------------------------------------
+
+PG_EPOCH = np.datetime64("2000-01-01", "D")
+BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
+BINARY_TRAILER = b"\xff\xff"
+# Binary COPY wants every row of a block to have one layout; rows are grouped
+# by their text values and empty cells. More groups than this (free text such
+# as names) and the row-by-row COPY is used instead.
+MAX_BINARY_GROUPS = 64
+BINARY_FIXED = {"bigint": ">i8", "integer": ">i4", "date": ">i4", "boolean": "?"}
+
+
+def _rows(
+    frame: pd.DataFrame, columns: list[tuple[str, str]], dates_as_text: bool = False
+) -> Iterator[tuple[Any, ...]]:
+    data: list[list[Any]] = [frame["_line"].to_numpy().tolist()]
+    for name, sqltype in columns:
+        column = frame[name]
+        if sqltype in ("bigint", "integer"):
+            data.append(column.to_numpy(dtype=np.int64).tolist())
+        elif sqltype == "boolean":
+            data.append(column.to_numpy(dtype=bool).tolist())
+        elif sqltype.startswith("numeric"):
+            values = column.to_numpy(dtype=float)
+            data.append([None if np.isnan(x) else x for x in values.tolist()])
+        elif sqltype == "date":
+            days = column.to_numpy(dtype="M8[D]")
+            if dates_as_text:
+                text = np.datetime_as_string(days, unit="D").astype(object)
+                text[np.isnat(days)] = None
+                data.append(text.tolist())
+            else:
+                data.append(days.astype(object).tolist())  # NaT becomes None
+        else:
+            data.append([None if x is None or x is np.nan else x for x in column.tolist()])
+    return zip(*data, strict=True)
+
+
+def _regroup(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Renumber combined keys 0..k-1, so that k counts the combinations that occur."""
+    codes, uniques = pd.factorize(keys)
+    return codes.astype(np.int64), len(uniques)
+
+
+def _binary_copy(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> list[bytes] | None:
+    """The frame as COPY BINARY data in a few blocks, or None where that does not fit.
+
+    Each group of rows that share their text values and empty cells becomes
+    one numpy structured array whose memory is exactly the rows' wire format
+    (big-endian field lengths and values), so a million rows are a handful of
+    array assignments.
+    """
+    n = len(frame)
+    parts: list[tuple[str, np.ndarray, Any]] = [("fixed", frame["_line"].to_numpy(), ">i4")]
+    group = np.zeros(n, dtype=np.int64)
+    groups = 1
+    for name, sqltype in columns:
+        column = frame[name]
+        if sqltype in ("bigint", "integer", "boolean"):
+            dtype = bool if sqltype == "boolean" else np.int64
+            parts.append(("fixed", column.to_numpy(dtype=dtype), BINARY_FIXED[sqltype]))
+        elif sqltype == "date":
+            days = column.to_numpy(dtype="M8[D]")
+            empty = np.isnat(days)
+            offsets = np.where(empty, 0, (days - PG_EPOCH).astype(np.int64))
+            parts.append(("date", offsets, empty))
+            group, groups = _regroup(group * 2 + empty)
+        elif sqltype == "text":
+            codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
+            encoded = [str(u).encode() for u in uniques]
+            parts.append(("text", codes, encoded))
+            group, groups = _regroup(group * (len(uniques) + 1) + (codes + 1))
+        else:
+            return None  # numeric: the text COPY formats it
+        if groups > MAX_BINARY_GROUPS:
+            return None
+    blocks = [BINARY_SIGNATURE]
+    field_count = np.int16(len(parts)).astype(">i2")
+    for key in np.unique(group):
+        rows = np.flatnonzero(group == key)
+        probe = rows[0]
+        layout: list[tuple[str, str]] = [("n", ">i2")]
+        values: dict[str, Any] = {"n": field_count}
+        for i, (kind, data, extra) in enumerate(parts):
+            if kind == "fixed":
+                layout += [(f"l{i}", ">i4"), (f"v{i}", extra)]
+                values[f"l{i}"] = np.dtype(extra).itemsize
+                values[f"v{i}"] = data[rows]
+            elif kind == "date":
+                if extra[probe]:
+                    layout.append((f"l{i}", ">i4"))
+                    values[f"l{i}"] = -1  # NULL
+                else:
+                    layout += [(f"l{i}", ">i4"), (f"v{i}", ">i4")]
+                    values[f"l{i}"] = 4
+                    values[f"v{i}"] = data[rows]
+            else:
+                code = data[probe]
+                layout.append((f"l{i}", ">i4"))
+                if code < 0:
+                    values[f"l{i}"] = -1
+                else:
+                    text = extra[code]
+                    values[f"l{i}"] = len(text)
+                    if text:
+                        layout.append((f"v{i}", f"S{len(text)}"))
+                        values[f"v{i}"] = text
+        block = np.empty(len(rows), dtype=np.dtype(layout))
+        for name, value in values.items():
+            block[name] = value
+        blocks.append(block.tobytes())
+    blocks.append(BINARY_TRAILER)
+    return blocks

@@ -102,12 +102,14 @@ class QualityCollector:
         enrolled["entry"] = pd.to_datetime(enrolled["entry"]).to_numpy(dtype="M8[D]")
         enrolled["exit"] = pd.to_datetime(enrolled["exit"]).to_numpy(dtype="M8[D]")
         seen_counts = seen.groupby(["school", "week"]).size()
-        latest = dict(
-            AttendanceRecord.objects.filter(school_id__in=schools)
-            .values("school_id")
-            .annotate(latest=Max("date"))
-            .values_list("school_id", "latest")
-        )
+        # One max() per school: each is a backward step on the (school, date)
+        # index, where GROUP BY would read every attendance row of the schools.
+        latest = {
+            school: AttendanceRecord.objects.filter(school_id=school).aggregate(latest=Max("date"))[
+                "latest"
+            ]
+            for school in schools
+        }
         newest = max((d for d in latest.values() if d is not None), default=None)
         for school in schools:
             rows = daily[daily["school"] == school]

@@ -394,6 +394,8 @@ def _load(
             # of a few hundred MB.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
+        # Before loading: loading removes unchanged rows from the staging table.
+        staged_schools = _staged_schools(stage, job.kind)
         for target in TARGETS[job.kind]:
             results[target.name] = upsert(
                 stage, target, present=present, now=now, progress=progress
@@ -427,8 +429,13 @@ def _load(
             DataQualityFlag.objects.filter(source=source).delete()
             DataQualityFlag.objects.bulk_create(flags)
             job.save()
-            school_ids = _job_schools(stage, job.kind, figures)
-            job.schools.set(school_ids)
+            if job.kind == ImportKind.SCHOOLS:
+                staged_schools = list(
+                    School.objects.filter(eiin__in=staged_schools or []).values_list(
+                        "pk", flat=True
+                    )
+                )
+            job.schools.set(staged_schools if staged_schools is not None else list(figures))
             _signal(job, results)
     if job.dry_run:
         job.save()
@@ -439,15 +446,16 @@ def _load(
         ImportJob.objects.filter(pk=job.pk).update(load_seconds=job.load_seconds)
 
 
-def _job_schools(stage: Stage, kind: str, figures: dict[int, Any]) -> list[int]:
+def _staged_schools(stage: Stage, kind: str) -> list[int] | None:
+    """The schools the staged rows belong to; None where the quality figures say it."""
     if kind in (ImportKind.HOLIDAYS, ImportKind.GRADES):
-        return list(figures)
+        return None
     column = "school_id" if kind != ImportKind.SCHOOLS else "eiin"
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT DISTINCT {column} FROM {stage.name}")  # noqa: S608
         values = [row[0] for row in cursor.fetchall()]
     if kind == ImportKind.SCHOOLS:
-        return list(School.objects.filter(eiin__in=values).values_list("pk", flat=True))
+        return values  # eiins: the schools may not exist before loading
     return [int(v) for v in values]
 
 

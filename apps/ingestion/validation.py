@@ -160,7 +160,8 @@ class References:
 
 @dataclass
 class ChunkResult:
-    stage: pd.DataFrame  # staging rows for the good rows, with _line
+    # Staging rows for the good rows, with _line; dates are datetime64 (NaT = empty).
+    stage: pd.DataFrame
     keys: np.ndarray  # uint64 natural-key hash per staged row
     problems: list[Problem]
     rows: int
@@ -380,7 +381,7 @@ class Validator:
             {
                 "student_id": students,
                 "school_id": schools,
-                "date": np.datetime_as_string(days, unit="D"),
+                "date": days,
                 "status": v["status"],
             }
         )
@@ -492,7 +493,7 @@ class Validator:
                 "academic_year": years,
                 "term": v["term"],
                 "assessment": assessment,
-                "assessment_date": np.datetime_as_string(days, unit="D"),
+                "assessment_date": days,
                 "score": scores,
                 "max_score": maxima,
                 "is_missing": np.isnan(scores),
@@ -599,7 +600,7 @@ class Validator:
                 "name": text("name"),
                 "name_bn": text("name_bn"),
                 "gender": text("gender"),
-                "date_of_birth": _iso_or_none(v["date_of_birth"]),
+                "date_of_birth": v["date_of_birth"],
                 "guardian_name": text("guardian_name"),
                 "guardian_phone": text("guardian_phone"),
                 "stipend_recipient": flag("stipend_recipient"),
@@ -608,8 +609,8 @@ class Validator:
                 "academic_year": years,
                 "grade_level": np.nan_to_num(v["grade_level"]).astype(np.int64),
                 "section": text("section"),
-                "entry_date": np.datetime_as_string(entry, unit="D"),
-                "exit_date": _iso_or_none(exit_),
+                "entry_date": entry,
+                "exit_date": exit_,
                 "exit_reason": v["exit_reason"],
             }
         )
@@ -674,7 +675,7 @@ class Validator:
                 "student_id": students,
                 "school_id": schools,
                 "academic_year": years,
-                "exit_date": np.datetime_as_string(exit_, unit="D"),
+                "exit_date": exit_,
                 "exit_reason": v["exit_reason"],
             }
         )
@@ -739,7 +740,7 @@ class Validator:
     ) -> tuple[pd.DataFrame, list[Problem], np.ndarray]:
         stage = pd.DataFrame(
             {
-                "date": np.datetime_as_string(v["date"], unit="D"),
+                "date": v["date"],
                 "name": v["name"],
                 "name_bn": np.array(["" if x is None else x for x in v["name_bn"]], dtype=object),
             }
@@ -755,12 +756,6 @@ def _typed(kind: str, column: Parsed) -> np.ndarray:
         numbers = np.array([np.nan if x is None else x for x in column.values], dtype=float)
         return numbers[column.codes]
     return np.asarray(column.values, dtype=object)[column.codes]
-
-
-def _iso_or_none(days: np.ndarray) -> np.ndarray:
-    text = np.datetime_as_string(days, unit="D").astype(object)
-    text[np.isnat(days)] = None
-    return text
 
 
 # Staging columns that make up the natural key (after references are resolved).

@@ -228,11 +228,24 @@ class AttendanceRecord(models.Model):
     # day) and the import job records when its rows arrived.
     # The FK indexes would duplicate the prefixes of the (student, date) and
     # (school, date) indexes and slow every bulk load of this table.
+    # No database FK constraints either (db_constraint=False): checking two
+    # references per row roughly doubled the load of a million-row import,
+    # and the only writer of this table in bulk (apps/ingestion) checks every
+    # student and school first. Django still cascades deletes; an orphan can
+    # only come from raw SQL (docs/data-model.md).
     student = models.ForeignKey(
-        Student, verbose_name=_("student"), on_delete=models.CASCADE, db_index=False
+        Student,
+        verbose_name=_("student"),
+        on_delete=models.CASCADE,
+        db_index=False,
+        db_constraint=False,
     )
     school = models.ForeignKey(
-        School, verbose_name=_("school"), on_delete=models.CASCADE, db_index=False
+        School,
+        verbose_name=_("school"),
+        on_delete=models.CASCADE,
+        db_index=False,
+        db_constraint=False,
     )
     date = models.DateField(_("date"))
     status = models.CharField(_("status"), max_length=10, choices=AttendanceStatus.choices)

@@ -5,7 +5,7 @@ import pytest
 
 from apps.common.signals import student_data_changed
 from apps.ingestion.models import ImportKind, ImportPolicy, ImportStatus
-from apps.students.models import AttendanceRecord, Enrollment, GradeRecord, Student
+from apps.students.models import AttendanceRecord, Enrollment, GradeRecord, School, Student
 from tests.ingestion.helpers import codes, run_import
 
 pytestmark = pytest.mark.django_db
@@ -225,6 +225,29 @@ def test_skip_invalid_stores_the_valid_rows(world, tmp_path: Path) -> None:
     assert job.status == ImportStatus.DONE
     assert (job.rows_read, job.rows_inserted, job.rows_rejected, job.error_count) == (5, 3, 2, 2)
     assert AttendanceRecord.objects.count() == 3
+
+
+def test_attendance_has_no_orphans_without_database_foreign_keys(world, tmp_path: Path) -> None:
+    # The attendance table has no FK constraints (students/0004): the import's
+    # reference checks and the ORM's cascades are what keep it orphan-free.
+    content = ATTENDANCE + (
+        "S-404,100001,2026-03-02,present\n"  # unknown student
+        "S-1,999999,2026-03-02,present\n"  # unknown school
+    )
+    job = run_import(tmp_path, ImportKind.ATTENDANCE, content, policy=ImportPolicy.SKIP_INVALID)
+    assert job.status == ImportStatus.DONE
+    assert (job.rows_inserted, job.rows_rejected) == (3, 2)
+
+    def orphans() -> int:
+        return (
+            AttendanceRecord.objects.exclude(student_id__in=Student.objects.values("pk")).count()
+            + AttendanceRecord.objects.exclude(school_id__in=School.objects.values("pk")).count()
+        )
+
+    assert orphans() == 0
+    Student.objects.get(student_id="S-1").delete()  # the ORM cascades
+    assert AttendanceRecord.objects.count() == 2
+    assert orphans() == 0
 
 
 def test_values_out_of_range_are_reported(world, tmp_path: Path) -> None:
