@@ -16,6 +16,12 @@ class ModelConfig:
     static_embed_dim: int = 8
     bidirectional: bool = False
     fusion_hidden: int = 64
+    # "Wide and deep" (Cheng et al. 2016): a linear term over the static numerics and
+    # each student's last and mean standardised week is added to the logit. It
+    # extrapolates like logistic regression where inputs leave the training range (a
+    # school or module unlike any seen), while the GRU/attention path models the
+    # trajectory. Off by default; checkpoints without it load unchanged.
+    linear_skip: bool = False
 
     def __post_init__(self) -> None:
         self.static_cat_cardinalities = tuple(int(c) for c in self.static_cat_cardinalities)
