@@ -384,7 +384,7 @@ def _drop_feature_groups(
     n, _, f = x.shape
     hidden = np.zeros((n, f), dtype=bool)
     for columns in groups:
-        drop = rng.random(n) < prob
+        drop = np.flatnonzero(rng.random(n) < prob)
         hidden[np.ix_(drop, columns)] = True
     mask = mask & ~hidden[:, None, :]
     x = np.where(mask, x, 0.0).astype(np.float32)
