@@ -106,7 +106,9 @@ def _category_dropout(static_cat: np.ndarray, rate: float, seed: int) -> np.ndar
     return out
 
 
-def _modality_dropout(arrays: SequenceArrays, rate: float, seed: int) -> None:
+def _modality_dropout(
+    arrays: SequenceArrays, rate: float, seed: int, *, statics: bool = False
+) -> None:
     """Blank the whole VLE block, or the whole assessment block, of some training students.
 
     Whole sources go missing in real data (three of the nine 2013 presentations have a
@@ -125,6 +127,12 @@ def _modality_dropout(arrays: SequenceArrays, rate: float, seed: int) -> None:
     for columns in groups:
         drop = np.flatnonzero(rng.random(len(arrays)) < rate)
         arrays.seq[np.ix_(drop, np.arange(arrays.seq.shape[1]), np.asarray(columns))] = np.nan
+        if statics:
+            # The now_* statics repeat the last step of a weekly feature: a student
+            # whose source is missing has them missing too.
+            names = {SEQ_FEATURES[c] for c in columns}
+            repeated = [i for i, name in enumerate(STATIC_NUM_FEATURES) if name[4:] in names]
+            arrays.static_num[np.ix_(drop, np.asarray(repeated))] = np.nan
     has_vle = STATIC_NUM_FEATURES.index("has_vle")
     vle_seen = ~np.isnan(arrays.seq[:, :, SEQ_FEATURES.index("vle_clicks_log")]).all(axis=1)
     arrays.static_num[:, has_vle] = np.where(vle_seen, arrays.static_num[:, has_vle], 0.0)
@@ -173,6 +181,17 @@ class EnsembleSettings:
     # Validation PR-AUC is noisy on a few hundred positives; a short patience stops
     # some members after one epoch.
     patience: int = 5
+    # Early stopping on validation log-loss: smoother than PR-AUC on a few hundred
+    # positives (which let one member stop after its second epoch and another run
+    # all twelve), and never before the third epoch.
+    stop_metric: str = "loss"
+    min_epochs: int = 3
+    # Wide-and-deep: a linear term over statics and the last/mean week, which
+    # extrapolates like logistic regression to modules unlike the training ones.
+    linear_skip: bool = True
+    # Modality dropout also blanks the now_* statics that repeat the dropped block,
+    # as they are blank for a student whose source is really missing.
+    consistent_modality: bool = True
     cat_dropout: float = 0.3
     feature_dropout: float = 0.05
     modality_dropout: float = 0.2
@@ -196,6 +215,7 @@ def train_ensemble(
         dropout=settings.dropout,
         static_embed_dim=4,
         fusion_hidden=settings.fusion_hidden,
+        linear_skip=settings.linear_skip,
     )
     for member in range(settings.members):
         seed = settings.seed * 1000 + member
@@ -203,7 +223,9 @@ def train_ensemble(
         train_idx, val_idx = _member_split(reg_ids, seed, settings.val_fraction)
         train_part = _to_sequence_arrays(arrays, train_idx)
         train_part.static_cat = _category_dropout(train_part.static_cat, settings.cat_dropout, seed)
-        _modality_dropout(train_part, settings.modality_dropout, seed)
+        _modality_dropout(
+            train_part, settings.modality_dropout, seed, statics=settings.consistent_modality
+        )
         val_part = _to_sequence_arrays(arrays, val_idx)
         train_config = TrainConfig(
             epochs=settings.epochs,
@@ -211,6 +233,8 @@ def train_ensemble(
             lr=settings.lr,
             weight_decay=settings.weight_decay,
             early_stopping_patience=settings.patience,
+            early_stopping_metric=settings.stop_metric,
+            min_epochs=settings.min_epochs,
             seed=seed,
             # Examples are already cut at their prediction week, and the label depends on
             # that cut: truncating further would pair a label with the wrong horizon.

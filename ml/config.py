@@ -16,6 +16,12 @@ class ModelConfig:
     static_embed_dim: int = 8
     bidirectional: bool = False
     fusion_hidden: int = 64
+    # "Wide and deep" (Cheng et al. 2016): a linear term over the static numerics and
+    # each student's last and mean standardised week is added to the logit. It
+    # extrapolates like logistic regression where inputs leave the training range (a
+    # school or module unlike any seen), while the GRU/attention path models the
+    # trajectory. Off by default; checkpoints without it load unchanged.
+    linear_skip: bool = False
 
     def __post_init__(self) -> None:
         self.static_cat_cardinalities = tuple(int(c) for c in self.static_cat_cardinalities)
@@ -47,6 +53,9 @@ class ModelConfig:
         return cls(**_known(cls, data))
 
 
+EARLY_STOPPING_METRICS = ("pr_auc", "roc_auc", "loss")
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 20
@@ -60,6 +69,14 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     grad_clip: float = 1.0
     early_stopping_patience: int = 5
+    # What picks the best epoch and stops training: "pr_auc" (validation average
+    # precision, the issue's default: the positive class is rare), "roc_auc", or
+    # "loss" (validation log-loss, lower is better; smoother than either AUC on a
+    # few hundred positives, so it stops less by chance).
+    early_stopping_metric: str = "pr_auc"
+    # Never stop before this many epochs: with a warmup schedule the first epochs
+    # are noisy, and a lucky first epoch would otherwise end the run.
+    min_epochs: int = 1
     seed: int = 0
     deterministic: bool = True
     # AMP only applies on CUDA: CPU autocast (bf16) is slower than fp32 for GRUs.
@@ -71,13 +88,34 @@ class TrainConfig:
     num_workers: int = 0
     # "auto" = n_negative / n_positive of the training labels; a number; or None.
     pos_weight: float | str | None = "auto"
-    truncation_prob: float = 0.5
+    # Random truncation cuts a student's history to an earlier week and keeps the
+    # label. That is only right when the label does not depend on the prediction
+    # week (an end-of-year outcome). EduPulse's label is "drops out within the
+    # horizon *after* the prediction week": a student cut back to week 5 who left in
+    # week 8 is a positive at week 5 but was labelled from week 10, and a student
+    # who left in week 4 would be a (wrong) positive with a history that ends before
+    # leaving. Such labels teach the model the wrong horizon, so truncation is off
+    # unless asked for; build examples at several prediction weeks instead.
+    truncation_prob: float = 0.0
     min_weeks: int = 2
     feature_dropout_prob: float = 0.05
+    # Training-only augmentations, off by default. Category dropout replaces each
+    # static categorical value by "unknown" with this probability, so the unknown
+    # embedding learns the average student (a region or school added after training
+    # maps there). Feature-group dropout blanks a whole group of weekly features
+    # (columns listed in feature_groups, e.g. every attendance column) for a whole
+    # student with this probability: real data lose whole sources (a school that
+    # records no discipline, a term with no grades yet), a pattern that per-value
+    # feature dropout never shows the model.
+    cat_dropout_prob: float = 0.0
+    feature_groups: tuple[tuple[int, ...], ...] = ()
+    feature_group_dropout_prob: float = 0.0
     target_recall: float = 0.8
     # The "watch" tier catches more students than "high"; None = halfway to 1.0.
     watch_recall: float | None = None
     eval_batch_size: int = 2048
+    # Standardised inputs are clipped to +-this many standard deviations (None = off).
+    normalize_clip: float | None = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -91,6 +129,24 @@ class TrainConfig:
             raise ValueError("pos_weight must be 'auto', a number or None")
         if not 0.0 < self.target_recall <= 1.0:
             raise ValueError("target_recall must be in (0, 1]")
+        if self.early_stopping_metric not in EARLY_STOPPING_METRICS:
+            raise ValueError(
+                f"early_stopping_metric must be one of {EARLY_STOPPING_METRICS}, "
+                f"not {self.early_stopping_metric!r}"
+            )
+        if self.min_epochs < 0:
+            raise ValueError("min_epochs must be >= 0")
+        probabilities = (
+            "truncation_prob",
+            "feature_dropout_prob",
+            "cat_dropout_prob",
+            "feature_group_dropout_prob",
+        )
+        for name in probabilities:
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1)")
+        # JSON (checkpoint metadata) turns tuples into lists; keep one canonical form.
+        self.feature_groups = tuple(tuple(int(c) for c in g) for g in self.feature_groups)
 
     @property
     def resolved_watch_recall(self) -> float:

@@ -112,15 +112,26 @@ def split_arrays(
     )
 
 
+# Standardised values are clipped to this many standard deviations by default: one
+# mistyped value (attendance 9000 %, a grade of 1e6) must not dominate a batch's
+# gradients or saturate the GRU for the student. ±10 σ keeps every plausible value.
+DEFAULT_CLIP_SIGMA = 10.0
+
+
 @dataclass
 class Normalizer:
     seq_mean: np.ndarray
     seq_std: np.ndarray
     static_mean: np.ndarray
     static_std: np.ndarray
+    # |standardised value| is capped at this; None = no clipping (what checkpoints
+    # written before clipping existed get, so their scores do not change).
+    clip: float | None = None
 
     @classmethod
-    def fit(cls, arrays: SequenceArrays) -> Normalizer:
+    def fit(cls, arrays: SequenceArrays, *, clip: float | None = DEFAULT_CLIP_SIGMA) -> Normalizer:
+        if clip is not None and not clip > 0:
+            raise ValueError("clip must be positive or None")
         obs = arrays.observation_mask()
         values = np.where(obs, arrays.seq, 0.0).astype(np.float64)
         count = obs.sum(axis=(0, 1))
@@ -134,19 +145,24 @@ class Normalizer:
             seq_std=_safe_std(std),
             static_mean=static_mean.astype(np.float32),
             static_std=_safe_std(static_std),
+            clip=None if clip is None else float(clip),
         )
+
+    def _clip(self, z: np.ndarray) -> np.ndarray:
+        # NaN passes through np.clip unchanged, so missing stays missing; +-inf is capped.
+        return z if self.clip is None else np.clip(z, -self.clip, self.clip)
 
     def transform_seq(self, seq: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Fill with 0 *after* standardising so a missing value sits at the training
         # mean; the mask channel tells the model it was not observed.
         valid = np.arange(seq.shape[1])[None, :, None] < np.asarray(lengths)[:, None, None]
         mask = ~np.isnan(seq) & valid
-        x = (seq - self.seq_mean) / self.seq_std
+        x = self._clip((seq - self.seq_mean) / self.seq_std)
         x = np.where(mask, x, 0.0).astype(np.float32)
         return x, mask
 
     def transform_static(self, static_num: np.ndarray) -> np.ndarray:
-        z = (static_num - self.static_mean) / self.static_std
+        z = self._clip((static_num - self.static_mean) / self.static_std)
         return np.nan_to_num(z, nan=0.0).astype(np.float32)
 
     def inverse_seq(self, x: np.ndarray) -> np.ndarray:
@@ -164,11 +180,20 @@ class Normalizer:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k).astype(float).tolist() for k in self.__dataclass_fields__}
+        data: dict[str, Any] = {k: getattr(self, k).astype(float).tolist() for k in _STAT_FIELDS}
+        data["clip"] = self.clip
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Normalizer:
-        return cls(**{k: np.asarray(data[k], dtype=np.float32) for k in cls.__dataclass_fields__})
+        clip = data.get("clip")
+        return cls(
+            **{k: np.asarray(data[k], dtype=np.float32) for k in _STAT_FIELDS},
+            clip=None if clip is None else float(clip),
+        )
+
+
+_STAT_FIELDS = ("seq_mean", "seq_std", "static_mean", "static_std")
 
 
 def _nanstat(fn: Any, a: np.ndarray) -> np.ndarray:
@@ -254,6 +279,9 @@ class SequenceDataset(Dataset):
         min_weeks: int = 1,
         feature_dropout_prob: float = 0.0,
         seed: int = 0,
+        cat_dropout_prob: float = 0.0,
+        feature_groups: Sequence[Sequence[int]] = (),
+        feature_group_dropout_prob: float = 0.0,
     ) -> None:
         self.data = data
         self.augment = augment
@@ -261,6 +289,15 @@ class SequenceDataset(Dataset):
         self.min_weeks = max(1, min_weeks)
         self.feature_dropout_prob = feature_dropout_prob
         self.seed = seed
+        self.cat_dropout_prob = cat_dropout_prob
+        n_features = data.x.shape[2]
+        for group in feature_groups:
+            if any(not 0 <= int(c) < n_features for c in group):
+                raise ValueError(
+                    f"feature group {list(group)} names a column outside [0, {n_features})"
+                )
+        self.feature_groups = [np.asarray(g, dtype=np.int64) for g in feature_groups if len(g)]
+        self.feature_group_dropout_prob = feature_group_dropout_prob
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -279,6 +316,7 @@ class SequenceDataset(Dataset):
         lengths = d.lengths[idx].copy()
         x = d.x[idx]
         mask = d.mask[idx]
+        static_cat = d.static_cat[idx]
         if self.augment:
             # The RNG depends only on (seed, epoch, indices) so that results do not
             # change with num_workers or the order workers finish in.
@@ -287,13 +325,23 @@ class SequenceDataset(Dataset):
                 rng, lengths, x, mask, self.truncation_prob, self.min_weeks,
                 self.feature_dropout_prob,
             )  # fmt: skip
+            # Drawn after the older augmentations, so switching these on leaves the
+            # random numbers of truncation and feature dropout as they were.
+            if self.feature_groups and self.feature_group_dropout_prob > 0:
+                x, mask = _drop_feature_groups(
+                    rng, x, mask, self.feature_groups, self.feature_group_dropout_prob
+                )
+            if self.cat_dropout_prob > 0 and static_cat.size:
+                # -1 is out of range, which the model maps to its "unknown" embedding.
+                drop = rng.random(static_cat.shape) < self.cat_dropout_prob
+                static_cat = np.where(drop, -1, static_cat)
         t_max = max(1, int(lengths.max())) if len(idx) else 1
         batch = Batch(
             x=torch.from_numpy(np.ascontiguousarray(x[:, :t_max])),
             obs_mask=torch.from_numpy(mask[:, :t_max].astype(np.float32)),
             lengths=torch.from_numpy(lengths),
             static_num=torch.from_numpy(d.static_num[idx]),
-            static_cat=torch.from_numpy(d.static_cat[idx]),
+            static_cat=torch.from_numpy(np.ascontiguousarray(static_cat)),
             y=None if d.labels is None else torch.from_numpy(d.labels[idx].astype(np.float32)),
         )
         if squeeze:
@@ -323,6 +371,24 @@ def _augment(
     mask = mask & keep
     x = np.where(mask, x, 0.0).astype(np.float32)
     return lengths, x, mask
+
+
+def _drop_feature_groups(
+    rng: np.random.Generator,
+    x: np.ndarray,
+    mask: np.ndarray,
+    groups: Sequence[np.ndarray],
+    prob: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hide each group of columns for a whole student (every week) with probability ``prob``."""
+    n, _, f = x.shape
+    hidden = np.zeros((n, f), dtype=bool)
+    for columns in groups:
+        drop = np.flatnonzero(rng.random(n) < prob)
+        hidden[np.ix_(drop, columns)] = True
+    mask = mask & ~hidden[:, None, :]
+    x = np.where(mask, x, 0.0).astype(np.float32)
+    return x, mask
 
 
 def _squeeze(batch: Batch) -> Batch:

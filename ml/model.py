@@ -55,6 +55,11 @@ class EduPulseModel(nn.Module):
             nn.Dropout(config.dropout),
             nn.Linear(config.fusion_hidden, 1),
         )
+        # Wide path: [last valid week's values and mask, mean of observed values over
+        # valid weeks, static numerics] -> one linear logit term.
+        self.wide: nn.Linear | None = None
+        if config.linear_skip:
+            self.wide = nn.Linear(3 * config.n_seq_features + config.n_static_numeric, 1)
         # Fitted on validation data after training; forward() stays uncalibrated so
         # that training, EWC and attributions all work on raw logits.
         # Platt-style: p = sigmoid(logit / temperature + logit_bias). The bias undoes
@@ -114,7 +119,32 @@ class EduPulseModel(nn.Module):
         if self.config.n_static_numeric:
             parts.append(static_num.to(pooled.dtype))
         logits = self.fusion(torch.cat(parts, dim=-1)).squeeze(-1)
+        if self.wide is not None:
+            logits = logits + self.wide(
+                self._wide_inputs(x, obs_mask, lengths_cpu, pad, static_num)
+            ).squeeze(-1).to(logits.dtype)
         return logits, weights
+
+    def _wide_inputs(
+        self,
+        x: torch.Tensor,
+        obs_mask: torch.Tensor,
+        lengths: torch.Tensor,
+        pad: torch.Tensor,
+        static_num: torch.Tensor,
+    ) -> torch.Tensor:
+        # Only valid weeks contribute, so padding cannot change the wide term either.
+        valid = (~pad)[:, :, None].to(x.dtype)
+        mask = obs_mask.to(x.dtype) * valid
+        last_idx = (lengths.to(x.device) - 1).clamp(min=0)
+        rows = torch.arange(x.shape[0], device=x.device)
+        last_x = x[rows, last_idx] * mask[rows, last_idx]
+        last_mask = mask[rows, last_idx]
+        mean_x = (x * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        parts = [last_x, last_mask, mean_x]
+        if self.config.n_static_numeric:
+            parts.append(static_num.to(x.dtype))
+        return torch.cat(parts, dim=-1)
 
     def calibrated_proba(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits.float() / self.temperature + self.logit_bias)

@@ -104,6 +104,13 @@ def resolve_pos_weight(setting: float | str | None, labels: np.ndarray) -> float
     return float(setting)
 
 
+def log_loss(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Mean binary cross-entropy of raw logits (numerically stable, no pos_weight)."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    return float(np.mean(np.logaddexp(0.0, z) - y * z)) if y.size else 0.0
+
+
 def _make_schedule(
     optimizer: torch.optim.Optimizer, tc: TrainConfig, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
@@ -161,7 +168,9 @@ def train_model(
     val_arrays: SequenceArrays,
     progress: ProgressFn | None = None,
 ) -> TrainResult:
-    """Train, early-stop on validation PR-AUC, calibrate and choose risk thresholds.
+    """Train, early-stop on a validation metric, calibrate and choose risk thresholds.
+
+    The metric is ``train_config.early_stopping_metric`` (validation PR-AUC by default).
 
     Under torchrun (WORLD_SIZE > 1) every rank must call this with the same arrays;
     each rank trains on its DistributedSampler shard and all end with equal weights.
@@ -187,7 +196,7 @@ def _train(
 ) -> TrainResult:
     device = info.device
     seed_everything(tc.seed)
-    normalizer = Normalizer.fit(train_arrays)
+    normalizer = Normalizer.fit(train_arrays, clip=tc.normalize_clip)
     train_data = normalizer.transform(train_arrays)
     val_data = normalizer.transform(val_arrays)
     assert train_data.labels is not None and val_data.labels is not None
@@ -206,6 +215,9 @@ def _train(
         min_weeks=tc.min_weeks,
         feature_dropout_prob=tc.feature_dropout_prob,
         seed=tc.seed,
+        cat_dropout_prob=tc.cat_dropout_prob,
+        feature_groups=tc.feature_groups,
+        feature_group_dropout_prob=tc.feature_group_dropout_prob,
     )
     sampler: Sampler[int]
     if info.world_size > 1:
@@ -235,7 +247,7 @@ def _train(
     scaler = torch.amp.GradScaler("cuda", enabled=needs_scaler)
 
     history: list[dict[str, Any]] = []
-    best_score, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
+    best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
     stale = 0
     for epoch in range(tc.epochs):
         started = time.perf_counter()
@@ -274,26 +286,33 @@ def _train(
         val_logits, _ = batched_forward(model, val_data, tc.eval_batch_size, device)
         val_probs = 1.0 / (1.0 + np.exp(-val_logits.astype(np.float64)))
         val_pr = pr_auc(val_data.labels, val_probs) or 0.0
-        # Rank 0's number decides for everyone, so ranks can never disagree about
-        # stopping (which would deadlock the next all-reduce).
-        val_pr = distributed.broadcast_float(val_pr, info)
+        val_roc = roc_auc(val_data.labels, val_probs)
+        val_loss = log_loss(val_data.labels, val_logits)
+        # Higher is better for the stopping score; rank 0's number decides for
+        # everyone, so ranks can never disagree about stopping (which would deadlock
+        # the next all-reduce).
+        score = {"pr_auc": val_pr, "roc_auc": val_roc or 0.0, "loss": -val_loss}[
+            tc.early_stopping_metric
+        ]
+        score = distributed.broadcast_float(score, info)
         record = {
             "epoch": epoch,
             "train_loss": total_loss / max(1, n_seen),
             "val_pr_auc": val_pr,
-            "val_roc_auc": roc_auc(val_data.labels, val_probs),
+            "val_roc_auc": val_roc,
+            "val_loss": val_loss,
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - started,
         }
         history.append(record)
         if progress is not None and info.rank == 0:
             progress(dict(record))
-        if val_pr > best_score + 1e-6:
-            best_score, best_epoch, stale = val_pr, epoch, 0
+        if score > best_score + 1e-6:
+            best_score, best_epoch, stale = score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
-            if stale >= tc.early_stopping_patience:
+            if stale >= tc.early_stopping_patience and epoch + 1 >= tc.min_epochs:
                 break
 
     model.load_state_dict(best_state)

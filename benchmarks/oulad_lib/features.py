@@ -26,7 +26,11 @@ SEQ_FEATURES = [
     "vle_active_days",  # days with any click in the week (0..7; the pre-start step can exceed 7)
     "vle_cum_clicks_log",  # log1p of all clicks so far
     "vle_days_since_active",  # days from the step's last day back to the last click, capped
-    "submitted_count",  # assessments handed in during the week (any due date)
+    # Submission counts are relative to the module: count / mean count of the
+    # presentation's students still registered at the same prediction week (1 =
+    # average). Modules set from 2 to 10+ assessments by a given week, so a raw count
+    # says more about the module's calendar than about the student.
+    "submitted_count",  # assessments handed in during the week (any due date), relative
     "submitted_score",  # mean score share of what was handed in during the week
     "due_count",  # assessments due during the week
     "due_score",  # mean score share of the week's due assessments that were handed in
@@ -34,7 +38,7 @@ SEQ_FEATURES = [
     "due_late",  # assessments due during the week handed in after their due day
     "cum_weighted_score",  # weighted score share over everything due so far, missing = 0
     "cum_missing_share",  # share of everything due so far that is missing
-    "cum_submitted_count",  # assessments handed in so far
+    "cum_submitted_count",  # assessments handed in so far, relative to the cohort
     # Percentile (0-1) among the presentation's students still registered at the same
     # prediction week: modules differ tenfold in clicks and in how hard their marking
     # is, and a rank is what carries over to a module the model never saw.
@@ -52,6 +56,10 @@ _RANKED = [
     ("rank_cum_weighted_score", "cum_weighted_score"),
     ("rank_cum_submitted", "cum_submitted_count"),
 ]
+
+# Count features expressed relative to the cohort (see SEQ_FEATURES).
+_RELATIVE = ["submitted_count", "cum_submitted_count"]
+RELATIVE_COUNTS = True
 
 STATIC_NUM_FEATURES = [
     "num_of_prev_attempts",
@@ -437,6 +445,8 @@ class OuladFeatureBuilder:
         seq[:, :, f["cum_submitted_count"]] = np.cumsum(count, axis=1)
         seq[:, :, f["week_index"]] = np.arange(steps, dtype=np.float32)[None, :] / 40.0
         self._add_ranks(seq, pres_of_row, f)
+        if RELATIVE_COUNTS:
+            self._relative_to_cohort(seq, pres_of_row, f)
 
         # --- static, including what depends on the prediction week ---
         g = {name: i for i, name in enumerate(STATIC_NUM_FEATURES)}
@@ -469,6 +479,18 @@ class OuladFeatureBuilder:
                 count = (~np.isnan(values)).sum(axis=0, keepdims=True)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     seq[rows, :, f[rank_name]] = (ranks - 0.5) / count
+
+    @staticmethod
+    def _relative_to_cohort(seq: np.ndarray, pres_of_row: np.ndarray, f: dict[str, int]) -> None:
+        """Divide the count features by the presentation cohort's mean at each step."""
+        for pres in np.unique(pres_of_row):
+            rows = np.flatnonzero(pres_of_row == pres)
+            for name in _RELATIVE:
+                values = seq[rows, :, f[name]]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    mean = np.nanmean(values, axis=0, keepdims=True)
+                    # A step where nobody in the cohort handed anything in: all equal (1).
+                    seq[rows, :, f[name]] = np.where(mean > 0, values / mean, 1.0)
 
 
 def _last_observed(values: np.ndarray) -> np.ndarray:

@@ -110,3 +110,71 @@ def test_it_rejects_mismatched_shapes() -> None:
         SequenceArrays(np.zeros((2, 3, 1)), np.array([1, 2, 3]), np.zeros((2, 0)), np.zeros((2, 0)))
     with pytest.raises(ValueError):
         SequenceArrays(np.zeros((2, 3, 1)), np.array([1, 4]), np.zeros((2, 0)), np.zeros((2, 0)))
+
+
+def test_normalizer_clips_outliers_and_old_dicts_keep_no_clipping() -> None:
+    rng = np.random.default_rng(0)
+    seq = rng.normal(size=(500, 4, 1)).astype(np.float32)
+    seq[0, 0, 0] = 1e6  # a typo that would otherwise be a ~45-sigma input
+    static = rng.normal(size=(500, 1)).astype(np.float32)
+    static[1, 0] = -1e6
+    arrays = SequenceArrays(seq, np.full(500, 4), static, np.zeros((500, 0)))
+    norm = Normalizer.fit(arrays, clip=3.0)
+    x, _ = norm.transform_seq(arrays.seq, arrays.lengths)
+    z = norm.transform_static(arrays.static_num)
+    assert x[0, 0, 0] == pytest.approx(3.0) and z[1, 0] == pytest.approx(-3.0)
+    assert np.abs(x).max() <= 3.0 and np.abs(z).max() <= 3.0
+    # Values inside the band are untouched.
+    inside = np.abs((seq - norm.seq_mean) / norm.seq_std) < 3.0
+    np.testing.assert_allclose(x[inside], ((seq - norm.seq_mean) / norm.seq_std)[inside])
+    assert Normalizer.from_dict(norm.to_dict()).clip == 3.0
+    assert Normalizer.fit(arrays).clip == 10.0
+    # A checkpoint written before clipping existed has no "clip": its scores must not move.
+    old = {k: v for k, v in norm.to_dict().items() if k != "clip"}
+    unclipped, _ = Normalizer.from_dict(old).transform_seq(arrays.seq, arrays.lengths)
+    assert unclipped[0, 0, 0] > 40.0
+    with pytest.raises(ValueError):
+        Normalizer.fit(arrays, clip=0.0)
+
+
+def _plain_arrays(n: int = 400, t: int = 6, f: int = 4) -> SequenceArrays:
+    rng = np.random.default_rng(1)
+    return SequenceArrays(
+        rng.normal(size=(n, t, f)).astype(np.float32),
+        np.full(n, t),
+        np.zeros((n, 0)),
+        rng.integers(0, 3, size=(n, 2)),
+    )
+
+
+def test_category_dropout_maps_values_to_unknown_only_while_augmenting() -> None:
+    arrays = _plain_arrays()
+    data = Normalizer.fit(arrays).transform(arrays)
+    ds = SequenceDataset(data, augment=True, cat_dropout_prob=0.3, seed=2)
+    cats = ds[list(range(400))].static_cat.numpy()
+    dropped = cats == -1
+    assert 0.25 < dropped.mean() < 0.35
+    np.testing.assert_array_equal(cats[~dropped], arrays.static_cat[~dropped])
+    np.testing.assert_array_equal(ds[list(range(400))].static_cat.numpy(), cats)
+    assert (data.static_cat >= 0).all()  # the stored arrays are never modified
+    plain = SequenceDataset(data, cat_dropout_prob=0.3)  # augment=False: scoring path
+    np.testing.assert_array_equal(plain[list(range(400))].static_cat.numpy(), arrays.static_cat)
+
+
+def test_feature_group_dropout_hides_a_whole_group_for_a_whole_student() -> None:
+    arrays = _plain_arrays()
+    data = Normalizer.fit(arrays).transform(arrays)
+    ds = SequenceDataset(
+        data, augment=True, feature_groups=[(0, 1), (3,)], feature_group_dropout_prob=0.25, seed=3
+    )
+    mask = ds[list(range(400))].obs_mask.numpy().astype(bool)
+    # Per student and column: hidden in every week or in none.
+    per_student = mask.all(axis=1) | ~mask.any(axis=1)
+    assert per_student.all()
+    hidden = ~mask.any(axis=1)  # [N, F]
+    np.testing.assert_array_equal(hidden[:, 0], hidden[:, 1])  # a group goes together
+    assert not hidden[:, 2].any()  # column 2 is in no group
+    assert 0.18 < hidden[:, 0].mean() < 0.32 and 0.18 < hidden[:, 3].mean() < 0.32
+    assert not np.array_equal(hidden[:, 0], hidden[:, 3])  # groups drop independently
+    with pytest.raises(ValueError):
+        SequenceDataset(data, feature_groups=[(4,)])

@@ -39,7 +39,9 @@ def test_output_shapes_and_attention_is_a_distribution_over_valid_weeks(
     torch.testing.assert_close(model(*inputs), logits)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"bidirectional": True, "gru_layers": 2}])
+@pytest.mark.parametrize(
+    "overrides", [{}, {"bidirectional": True, "gru_layers": 2}, {"linear_skip": True}]
+)
 def test_padding_and_batch_neighbours_never_change_a_score(
     overrides: dict[str, object], make_model_config: Callable[..., ModelConfig]
 ) -> None:
@@ -83,3 +85,27 @@ def test_config_round_trips_and_validates_heads(
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError):
         ModelConfig(n_seq_features=3, hidden_size=10, attention_heads=3)
+
+
+def test_the_wide_path_adds_a_linear_term_and_old_configs_have_none(
+    make_model_config: Callable[..., ModelConfig],
+) -> None:
+    torch.manual_seed(0)
+    assert EduPulseModel(make_model_config()).wide is None
+    model = EduPulseModel(make_model_config(linear_skip=True)).eval()
+    assert model.wide is not None
+    x, mask, lengths, static_num, static_cat = _inputs(4, 6)
+    with torch.no_grad():
+        model.wide.weight.zero_()
+        model.wide.bias.zero_()
+        deep_only = model(x, mask, lengths, static_num, static_cat)
+        model.wide.bias.fill_(0.5)
+        shifted = model(x, mask, lengths, static_num, static_cat)
+        pad = torch.arange(6)[None, :] >= lengths[:, None]
+        wide_in = model._wide_inputs(x, mask, lengths, pad, static_num)
+    torch.testing.assert_close(shifted, deep_only + 0.5)
+    rows = torch.arange(4)
+    # [last valid week's values | its mask | mean over observed weeks | statics]
+    torch.testing.assert_close(wide_in[:, :5], x[rows, lengths - 1] * mask[rows, lengths - 1])
+    torch.testing.assert_close(wide_in[:, 5:10], mask[rows, lengths - 1])
+    torch.testing.assert_close(wide_in[:, 15:], static_num)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import torch
 
 from ml.config import ModelConfig, TrainConfig
@@ -77,3 +78,54 @@ def test_data_loader_workers_do_not_change_the_result(
     b = train_model(make_model_config(), make_train_config(epochs=1, num_workers=2), train, val)
     for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
+
+
+def test_min_epochs_holds_off_early_stopping_and_loss_can_pick_the_epoch(
+    tiny_split: tuple[SequenceArrays, SequenceArrays],
+    make_model_config: Callable[..., ModelConfig],
+    make_train_config: Callable[..., TrainConfig],
+) -> None:
+    train, val = tiny_split
+    train = train.subset(range(200))
+    cfg = make_train_config(
+        epochs=10, lr=0.0, early_stopping_patience=2, min_epochs=5, pos_weight=None,
+        early_stopping_metric="loss",
+    )  # fmt: skip
+    result = train_model(make_model_config(), cfg, train, val)
+    # lr=0: the loss never improves after epoch 0, yet training runs 5 epochs.
+    assert len(result.history) == 5 and result.best_epoch == 0
+    assert all(h["val_loss"] == result.history[0]["val_loss"] for h in result.history)
+    # With a real learning rate, the chosen epoch is the one with the lowest validation loss.
+    cfg = make_train_config(epochs=4, early_stopping_metric="loss", pos_weight=None)
+    result = train_model(make_model_config(), cfg, train, val)
+    losses = [h["val_loss"] for h in result.history]
+    assert result.best_epoch == losses.index(min(losses))
+
+
+def test_train_config_rejects_unknown_stopping_metrics_and_bad_probabilities() -> None:
+    with pytest.raises(ValueError):
+        TrainConfig(early_stopping_metric="accuracy")
+    with pytest.raises(ValueError):
+        TrainConfig(cat_dropout_prob=1.0)
+    assert TrainConfig().truncation_prob == 0.0
+    groups = TrainConfig.from_dict({"feature_groups": [[0, 1], [2]]}).feature_groups
+    assert groups == ((0, 1), (2,))
+
+
+def test_category_and_feature_group_dropout_train_and_stay_deterministic(
+    tiny_split: tuple[SequenceArrays, SequenceArrays],
+    make_model_config: Callable[..., ModelConfig],
+    make_train_config: Callable[..., TrainConfig],
+) -> None:
+    train, val = tiny_split
+    train, val = train.subset(range(300)), val.subset(range(120))
+    cfg = make_train_config(
+        epochs=2, cat_dropout_prob=0.3, feature_groups=((0, 1), (2, 3)),
+        feature_group_dropout_prob=0.2,
+    )  # fmt: skip
+    a = train_model(make_model_config(), cfg, train, val)
+    b = train_model(make_model_config(), cfg, train, val)
+    plain = train_model(make_model_config(), make_train_config(epochs=2), train, val)
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert not torch.equal(a.model.pool_query, plain.model.pool_query)
