@@ -34,14 +34,16 @@ class WeeklyFeature(models.Model):
 
     `values` holds the F features as little-endian float32 (NaN = not
     observed) and `observed` the same mask as bits (bit i = column i), so a
-    whole history is read with one COPY and one `np.frombuffer` instead of
-    millions of Python floats. `state` is the attendance extractor's running
-    state after this week, from which an incremental update resumes.
+    whole history is read as one packed value and one `np.frombuffer`
+    instead of millions of Python floats. `state` is the attendance
+    extractor's running counts (int16) after this week, from which an
+    incremental update resumes; only the last weeks a build writes keep one.
+    A school's students are found through their enrollments, so the table
+    needs no index on school: every index slows the full build's COPY.
     """
 
-    # No database-level foreign keys and no index beyond the natural key: a full build
-    # COPYs millions of rows, and per-row referential checks would cost more
-    # than the build itself. Rows are only written by the build, from ids it
+    # No database-level foreign keys: a full build COPYs millions of rows,
+    # and per-row referential checks would cost more than the build itself. Rows are only written by the build, from ids it
     # has just read, and Django's collector still cascades deletes.
     feature_set = models.ForeignKey(
         FeatureSet,

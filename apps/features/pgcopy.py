@@ -36,6 +36,8 @@ def _row_dtype(columns: Sequence[tuple[str, str, int]]) -> np.dtype:
     fields: list[tuple[str, Any]] = [("_n", ">i2")]
     for name, kind, width in columns:
         fields.append((f"_len_{name}", ">i4"))
+        if kind in ("bytea", "text") and width == 0:
+            continue  # an empty value is its length alone
         fields.append((name, f"V{width}" if kind in ("bytea", "text") else TYPES[kind]))
     return np.dtype(fields)
 
@@ -59,6 +61,8 @@ def copy_in(table: str, columns: Sequence[tuple[str, str, int]], data: dict[str,
     buffer["_n"] = len(columns)
     for name, kind, width in columns:
         buffer[f"_len_{name}"] = _width(kind, width)
+        if kind in ("bytea", "text") and width == 0:
+            continue
         value = data[name]
         if kind == "date":
             buffer[name] = (np.asarray(value, dtype="datetime64[D]") - PG_EPOCH).astype(np.int64)

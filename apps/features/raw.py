@@ -72,38 +72,58 @@ def _frame(sql: str, params: list[Any], columns: list[tuple[str, str, int]]) -> 
     )
 
 
-ATTENDANCE_COLUMNS = [
-    ("student_id", "int8", 0),
-    ("week", "int8", 0),
-    ("rec", "int8", 0),
-    ("absent", "int8", 0),
-    ("excused", "int8", 0),
-    ("late", "int8", 0),
-]
+STATUS_SHIFT = {"present": 0, "absent": 7, "excused": 14, "late": 21}
 
 
 def attendance_week_bits(
     *, origin: dt.date, first: dt.date, last: dt.date, student_ids: Ids | None
 ) -> pd.DataFrame:
-    """Per student and week (index from `origin`): day masks of the records in [first, last]."""
+    """Per student and week (index from `origin`): day masks of the records in [first, last].
+
+    The database folds a student's week into one 28-bit integer, four 7-bit
+    masks side by side (present, absent, excused, late; bit d = origin day
+    7 * week + d). Each (student, date) is unique, so summing distinct powers
+    of two is a bitwise OR, and an int4 sum stays in fast integer arithmetic.
+    """
     table = AttendanceRecord._meta.db_table
     offset = _day_offset("a.date")
-    bit = f"(1 << ({offset} %% 7))"
-    cast = "::bigint" if _postgres() else ""
+    shift = " ".join(f"WHEN '{status}' THEN {bit}" for status, bit in STATUS_SHIFT.items())
     where, id_params = _in_ids("a.student_id", student_ids)
-    # Each (student, date) is unique, so summing distinct powers of two is a bitwise OR.
-    sql = (
-        f"SELECT a.student_id{cast} AS student_id, ({offset} / 7){cast} AS week, "  # noqa: S608
-        f"SUM({bit}){cast} AS rec, "
-        f"SUM(CASE WHEN a.status = 'absent' THEN {bit} ELSE 0 END){cast} AS absent, "
-        f"SUM(CASE WHEN a.status = 'excused' THEN {bit} ELSE 0 END){cast} AS excused, "
-        f"SUM(CASE WHEN a.status = 'late' THEN {bit} ELSE 0 END){cast} AS late "
+    inner = (
+        f"SELECT a.student_id AS student_id, {offset} / 7 AS week, "  # noqa: S608
+        f"SUM(1 << ({offset} %% 7 + CASE a.status {shift} ELSE 0 END)) AS masks "
         f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where} "
         f"GROUP BY a.student_id, week"
     )
-    # The origin appears once in the week and once in each of the four masks.
-    params: list[Any] = [origin] * 5 + [first, last, *id_params]
-    return _frame(sql, params, ATTENDANCE_COLUMNS)
+    params = [origin, origin, first, last, *id_params]
+    if _postgres():
+        # One bigint per student-week (student << 34 | week << 28 | masks), packed;
+        # Student pks stay far below 2**29.
+        packed = pgcopy.fetch_packed(
+            f"SELECT (q.student_id::bigint << 34) | (q.week::bigint << 28) "  # noqa: S608
+            f"| q.masks AS packed FROM ({inner}) AS q",
+            params,
+            [("packed", "int8", 0)],
+        )["packed"].astype(np.int64)
+        student = packed >> 34
+        week = (packed >> 28) & 63
+        masks = packed & ((1 << 28) - 1)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(inner, params)
+            rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 3)
+        student, week, masks = rows[:, 0], rows[:, 1], rows[:, 2]
+    absent, excused, late = (masks >> 7) & 127, (masks >> 14) & 127, (masks >> 21) & 127
+    return pd.DataFrame(
+        {
+            "student_id": student,
+            "week": week,
+            "rec": (masks | masks >> 7 | masks >> 14 | masks >> 21) & 127,
+            "absent": absent,
+            "excused": excused,
+            "late": late,
+        }
+    )
 
 
 SCHOOL_WEEK_COLUMNS = [

@@ -27,6 +27,10 @@ from apps.students.services import academic_year_of
 logger = logging.getLogger(__name__)
 
 CHUNK_STUDENTS = 10_000
+# The attendance state is kept in the rows of the last weeks a build writes
+# only: an update resumes from there (a weekly import, a re-import of the
+# last weeks); a correction further back recomputes the students' year.
+STATE_WEEKS = 4
 
 
 def feature_set_ensure(*, definition: Definition | None = None) -> FeatureSet:
@@ -131,6 +135,7 @@ def _compute(
         in_session=grid.in_session[rows, weeks],
         values=row_values,
         state=row_state,
+        keep_state=weeks > last_week - STATE_WEEKS,
     )
     return batch, flags
 

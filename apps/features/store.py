@@ -38,6 +38,8 @@ class Rows:
     in_session: np.ndarray  # bool [M]
     values: np.ndarray  # float32 [M, F]
     state: np.ndarray  # int16 [M, S]: the extractor state holds counts only
+    # Rows whose state is stored; the others get an empty one (see STATE_WEEKS).
+    keep_state: np.ndarray | None = None
 
     @property
     def observed(self) -> np.ndarray:
@@ -59,6 +61,25 @@ def rows_delete(
 
 
 def rows_insert(*, feature_set_id: int, academic_year: int, rows: Rows) -> int:
+    keep = rows.keep_state
+    if keep is not None and not keep.all() and _postgres():
+        # Two COPYs: one width of state per call.
+        return sum(
+            rows_insert(
+                feature_set_id=feature_set_id,
+                academic_year=academic_year,
+                rows=Rows(
+                    student_id=rows.student_id[part],
+                    school_id=rows.school_id[part],
+                    week_start=rows.week_start[part],
+                    in_session=rows.in_session[part],
+                    values=rows.values[part],
+                    state=rows.state[part] if with_state else rows.state[part][:, :0],
+                ),
+            )
+            for part, with_state in ((keep, True), (~keep, False))
+            if part.any()
+        )
     m, f = rows.values.shape
     s = rows.state.shape[1]
     values = np.ascontiguousarray(rows.values, dtype="<f4")
@@ -90,6 +111,8 @@ def rows_insert(*, feature_set_id: int, academic_year: int, rows: Rows) -> int:
             },
         )
     observed = rows.observed.tolist()
+    kept = keep.tolist() if keep is not None else [True] * m
+    state_bytes = [bytes(v) if k else b"" for v, k in zip(state, kept, strict=True)]
     tuples = zip(
         [feature_set_id] * m,
         rows.student_id.tolist(),
@@ -99,7 +122,7 @@ def rows_insert(*, feature_set_id: int, academic_year: int, rows: Rows) -> int:
         rows.in_session.tolist(),
         observed,
         [bytes(v) for v in values],
-        [bytes(v) for v in state],
+        state_bytes,
         strict=True,
     )
     with connection.cursor() as cursor:
@@ -142,7 +165,7 @@ def states_read(
     clause, params = _ids_clause(student_ids)
     sql = (
         f'SELECT student_id, state, "values" FROM {TABLE} WHERE feature_set_id = %s '  # noqa: S608
-        f"AND academic_year = %s AND week_start = %s{clause}"
+        f"AND academic_year = %s AND week_start = %s AND length(state) > 0{clause}"
     )
     all_params = [feature_set_id, academic_year, week_start, *params]
     if _postgres():

@@ -368,3 +368,22 @@ def test_outside_a_transaction_chunks_are_written_by_a_second_connection() -> No
     history = next(history_chunks(feature_set_current(), academic_year=YEAR))
     rate = history.columns.index("attendance_rate")
     assert history.values[:, 1, rate].tolist() == pytest.approx([0.6] * 5)
+
+
+def test_a_correction_older_than_the_kept_state_recomputes_the_year(
+    student: Student, school: School, build: Callable[..., Built]
+) -> None:
+    for k in range(1, 7):
+        mark(student, school, week(k), "PPPPP")
+    build(until=dt.date(2026, 2, 14))  # weeks 0-6; state kept for weeks 3-6 only
+    stateless = WeeklyFeature.objects.filter(student=student, week_start__lt=week(3))
+    assert {len(bytes(r.state)) for r in stateless} == {0}
+    from apps.students.models import AttendanceRecord
+
+    AttendanceRecord.objects.filter(student=student, date=week(2)).update(status="absent")
+    features_refresh(student_ids=[student.pk], since=week(2), until=week(2))
+    incremental = _values(student)
+    WeeklyFeature.objects.all().delete()
+    features_build(academic_year=YEAR, until=dt.date(2026, 2, 14))
+    assert _values(student) == incremental
+    assert len(incremental) == 7
