@@ -28,9 +28,12 @@ step "synthetic district files" manage generate_demo_data --schools 12 --student
     --years 2 --seed 7 --if-empty --csv-only --out var/demo-files
 step "import district" manage import_data auto var/demo-files --skip-known --quiet-problems
 step "demo accounts" manage create_demo_accounts
+# Trains on the district's closed academic years and makes the model active;
+# a re-run keeps the active model. One torch thread: faster on 2 shared cores.
+step "risk model" manage train_model --promote --user admin --if-none-active --threads 1
 
 if [ "${EDUPULSE_DEMO_NO_SERVE:-0}" = "1" ]; then
     exit 0
 fi
-echo "==> serving on http://127.0.0.1:8000/admin/ (Ctrl-C to stop)"
+echo "==> serving: counselors at http://127.0.0.1:8000/caseload/, data managers at /admin/ (Ctrl-C to stop)"
 exec .venv/bin/python manage.py runserver 127.0.0.1:8000
