@@ -4,8 +4,10 @@ With no environment at all EduPulse runs on the embedded default: an SQLite
 file under var/, a local-memory cache and Celery in eager mode.
 """
 
+import re
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from edupulse.settings.env import WEEKDAYS, Env
@@ -195,11 +197,22 @@ CELERY_RESULT_EXPIRES = 7 * 24 * 3600
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
+
 # --- API ------------------------------------------------------------------
+def _throttle_rate(name: str, default: str) -> str:
+    """A DRF rate like 120/min; a typo stops start-up instead of disabling the limit."""
+    value = env.text(name, default)
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|m|min|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 120/min.")
+    return value
+
+
 REST_FRAMEWORK = {
+    # Token first: an unauthenticated request then gets 401 with WWW-Authenticate: Token
+    # (DRF answers 403 when the first class is the session, which has no such header).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
@@ -209,7 +222,26 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.common.exceptions.api_exception_handler",
+    # Per user (session or token alike), per token (a leaked script token cannot use
+    # up its owner's browser budget), anonymous, and scoped for the expensive calls.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "apps.common.throttling.TokenRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": _throttle_rate("EDUPULSE_API_RATE_ANON", "60/min"),
+        "user": _throttle_rate("EDUPULSE_API_RATE_USER", "1200/min"),
+        "token": _throttle_rate("EDUPULSE_API_RATE_TOKEN", "1200/min"),
+        "predict": _throttle_rate("EDUPULSE_API_RATE_PREDICT", "600/min"),
+        "train": _throttle_rate("EDUPULSE_API_RATE_TRAIN", "10/hour"),
+    },
 }
+# Above this many students POST /api/v1/predict/batch becomes a Celery task (202).
+EDUPULSE_API_BATCH_SYNC_MAX = env.integer("EDUPULSE_API_BATCH_SYNC_MAX", 200, minimum=1)
+EDUPULSE_API_BATCH_MAX = env.integer("EDUPULSE_API_BATCH_MAX", 100_000, minimum=1)
 SPECTACULAR_SETTINGS = {
     "TITLE": "EduPulse API",
     "DESCRIPTION": "Student early-warning system: schools, students, risk scores.",
