@@ -11,6 +11,7 @@ urlpatterns = [
     path("tasks/<str:task_id>", TaskView.as_view(), name="task-detail"),
     path("", include("apps.ingestion.api.urls")),
     path("", include("apps.students.api.urls")),
+    path("", include("apps.predictions.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
