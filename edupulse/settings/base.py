@@ -257,6 +257,20 @@ EDUPULSE_MODEL_DIR = Path(env.text("EDUPULSE_MODEL_DIR", str(VAR_DIR / "models")
 # The dropout label's horizon after the prediction week, in days; 0 = the end of
 # that academic year (DESIGN.md's default).
 EDUPULSE_LABEL_HORIZON_DAYS = env.integer("EDUPULSE_LABEL_HORIZON_DAYS", 0, minimum=0)
+# Scoring (docs/scoring.md): which tiers get explanations, how many reasons and
+# integration steps, how long a single prediction is cached, the rise in
+# percentage points that alerts a counselor, and whether the web process loads
+# the model at start.
+EDUPULSE_EXPLAIN_TIERS = env.items("EDUPULSE_EXPLAIN_TIERS", ["high", "medium"])
+EDUPULSE_EXPLAIN_TOP_K = env.integer("EDUPULSE_EXPLAIN_TOP_K", 3, minimum=1)
+EDUPULSE_EXPLAIN_STEPS = env.integer("EDUPULSE_EXPLAIN_STEPS", 16, minimum=2)
+EDUPULSE_PREDICTION_CACHE_SECONDS = env.integer(
+    "EDUPULSE_PREDICTION_CACHE_SECONDS", 3600, minimum=1
+)
+EDUPULSE_ALERT_RISE = env.integer("EDUPULSE_ALERT_RISE", 15, minimum=1)
+EDUPULSE_WARM_MODEL = env.flag("EDUPULSE_WARM_MODEL", False)
+EDUPULSE_SCORE_BATCH_WAIT_MS = env.integer("EDUPULSE_SCORE_BATCH_WAIT_MS", 5, minimum=0)
+EMAIL_HOST = env.text("EDUPULSE_EMAIL_HOST", "")
 # Experiment tracking is optional: unset means training runs are recorded only on
 # their ModelVersion rows.
 MLFLOW_TRACKING_URI = env.url(
