@@ -205,14 +205,12 @@ def _broker_ok() -> dict[str, Any] | None:
 
 
 def _model_ok() -> dict[str, Any]:
-    from apps.predictions.selectors import model_version_active
+    # Loads the active model into this process if it is not yet (once; cached), so
+    # the first request after a deploy does not pay for it.
+    from apps.predictions.loader import active_model
 
-    version = model_version_active()
-    if version is None:
-        raise RuntimeError("no active model version")
-    if not version.path.is_file():
-        raise RuntimeError(f"the model file of {version.name} is missing")
-    return {"version": version.name}
+    model = active_model()
+    return {"version": model.version.name}
 
 
 class TaskView(APIView):

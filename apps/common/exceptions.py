@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.features.exceptions import FeatureVersionMismatch
+from apps.predictions.loader import NoActiveModel
 from apps.predictions.services.promotion import PromotionRefused
 from apps.predictions.services.training import TrainingDataError, json_safe
 
@@ -64,6 +65,7 @@ _DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     FeatureVersionMismatch: (status.HTTP_409_CONFLICT, "feature_version_mismatch"),
     PromotionRefused: (status.HTTP_409_CONFLICT, "promotion_refused"),
     TrainingDataError: (status.HTTP_422_UNPROCESSABLE_ENTITY, "training_data_error"),
+    NoActiveModel: (status.HTTP_503_SERVICE_UNAVAILABLE, "no_active_model"),
 }
 # ml.checkpoint imports torch; its errors are mapped only once something has loaded it
 # (an exception of a module nobody imported cannot be raised).

@@ -184,7 +184,7 @@ CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Task modules outside an app's tasks.py (autodiscovery reads only tasks.py).
-CELERY_IMPORTS = ["apps.predictions.services.update"]
+CELERY_IMPORTS = ["apps.predictions.services.update", "apps.predictions.api.tasks"]
 CELERY_TASK_ROUTES = {
     "apps.ingestion.tasks.*": {"queue": "ingest"},
     "apps.features.tasks.*": {"queue": "ml"},

@@ -107,7 +107,7 @@ def test_ready_reports_each_check(district: dict[str, Any]) -> None:
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["database"]["ok"] and checks["cache"]["ok"] and checks["broker"]["ok"]
-    assert checks["model"] == {"ok": False, "error": "RuntimeError: no active model version"}
+    assert checks["model"] == {"ok": False, "error": "NoActiveModel: no active model version"}
 
 
 def test_health(district: dict[str, Any]) -> None:

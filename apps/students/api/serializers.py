@@ -1,3 +1,6 @@
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.students.models import (
@@ -29,7 +32,19 @@ class SchoolSerializer(serializers.ModelSerializer):
         ]
 
 
+class CurrentRiskSerializer(serializers.Serializer):
+    probability = serializers.FloatField()
+    tier = serializers.CharField()
+    week_start = serializers.DateField()
+    change_since_previous = serializers.FloatField(allow_null=True)
+    prediction = serializers.IntegerField()
+
+
 class StudentSerializer(serializers.ModelSerializer):
+    current_risk = serializers.SerializerMethodField(
+        help_text="The latest prediction by the active model; null when none yet."
+    )
+
     # Contacts (guardian's phone) stay out of the API: scripts need ids, not phone numbers.
     class Meta:
         model = Student
@@ -42,7 +57,23 @@ class StudentSerializer(serializers.ModelSerializer):
             "date_of_birth",
             "stipend_recipient",
             "has_disability",
+            "current_risk",
         ]
+
+    @extend_schema_field(CurrentRiskSerializer(allow_null=True))
+    def get_current_risk(self, student: Student) -> dict[str, Any] | None:
+        # The view looks the page's predictions up in one query (context "latest").
+        latest = self.context.get("latest") or {}
+        prediction = latest.get(student.pk)
+        if prediction is None:
+            return None
+        return {
+            "probability": prediction.probability,
+            "tier": prediction.tier,
+            "week_start": prediction.week_start,
+            "change_since_previous": prediction.change_since_previous,
+            "prediction": prediction.pk,
+        }
 
 
 class EnrollmentSerializer(serializers.ModelSerializer):

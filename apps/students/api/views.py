@@ -92,6 +92,16 @@ class StudentViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[Student]:
         return students_visible_to(self.request.user)  # type: ignore[arg-type]
 
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        # Current risk for the page (or the one student) in one query, not one per row.
+        from apps.predictions.selectors import predictions_latest_for
+
+        if args:
+            rows = args[0] if kwargs.get("many") else [args[0]]
+            kwargs.setdefault("context", self.get_serializer_context())
+            kwargs["context"]["latest"] = predictions_latest_for(rows)
+        return super().get_serializer(*args, **kwargs)
+
 
 class EnrollmentFilter(django_filters.FilterSet):
     open = django_filters.BooleanFilter(field_name="exit_date", lookup_expr="isnull")
