@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Model
+from django.http import JsonResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny, BasePermission
@@ -15,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.common.exceptions import error_body
 from apps.common.progress import task_progress
 
 # --- The one error shape, for the OpenAPI schema --------------------------------
@@ -67,6 +70,9 @@ ERROR_429 = OpenApiResponse(
         )
     ],
 )
+ERROR_422 = _error(
+    "The data cannot serve this request", "training_data_error", "Nothing to learn yet."
+)
 ERROR_503 = _error("Not ready", "service_unavailable", "The service is not ready.")
 
 # Every authenticated endpoint can answer these.
@@ -74,7 +80,14 @@ COMMON_ERRORS: dict[int, OpenApiResponse] = {401: ERROR_401, 403: ERROR_403, 429
 
 
 def errors(*statuses: int) -> dict[int, OpenApiResponse]:
-    table = {400: ERROR_400, 404: ERROR_404, 409: ERROR_409, 503: ERROR_503, **COMMON_ERRORS}
+    table = {
+        400: ERROR_400,
+        404: ERROR_404,
+        409: ERROR_409,
+        422: ERROR_422,
+        503: ERROR_503,
+        **COMMON_ERRORS,
+    }
     return {**COMMON_ERRORS, **{code: table[code] for code in statuses}}
 
 
@@ -255,3 +268,8 @@ class TaskView(APIView):
                 "progress": progress,
             }
         )
+
+
+def api_not_found(request: Any, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any other path under /api/v1/: the JSON error shape, not Django's HTML page."""
+    return JsonResponse(error_body("not_found", _("No such API endpoint.")), status=404)

@@ -250,6 +250,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.common.openapi.add_error_responses",
+    ],
+    # Read-only fields (ids, computed risk) stay out of the request bodies.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Model artefacts ------------------------------------------------------

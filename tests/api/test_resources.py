@@ -112,3 +112,8 @@ def test_ready_reports_each_check(district: dict[str, Any]) -> None:
 
 def test_health(district: dict[str, Any]) -> None:
     assert APIClient().get("/api/v1/health").json() == {"status": "ok"}
+
+
+def test_unknown_api_paths_answer_json_404(counselor: APIClient) -> None:
+    assert_error(counselor.get("/api/v1/students/-1"), 404, "not_found")
+    assert_error(counselor.post("/api/v1/nothing-here", {}), 404, "not_found")

@@ -138,7 +138,7 @@ class PredictView(APIView):
 
     @extend_schema(
         request=PredictRequestSerializer,
-        responses={200: PredictionSerializer, **errors(400, 404, 409, 503)},
+        responses={200: PredictionSerializer, **errors(400, 404, 409, 422, 503)},
         examples=[
             OpenApiExample("by identifier", value={"student_id": "S-000012"}, request_only=True),
             OpenApiExample("by key", value={"student": 12}, request_only=True),

@@ -190,7 +190,8 @@ class TrainUpdateView(APIView):
 
     @extend_schema(
         request=TrainUpdateRequestSerializer,
-        responses={202: TaskAcceptedSerializer, **errors(400, 409)},
+        # 422: with Celery eager (the embedded default) the update runs in the request.
+        responses={202: TaskAcceptedSerializer, **errors(400, 409, 422)},
         examples=[
             OpenApiExample("update", value={"epochs": 3, "ewc_lambda": 100.0}, request_only=True)
         ],
