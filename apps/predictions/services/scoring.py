@@ -370,8 +370,18 @@ def _write(
 # --------------------------------------------------------------------------- services
 
 
+def scoring_as_of_default() -> dt.date | None:
+    """The latest week the feature store has, not after today (None: no features yet)."""
+    from apps.features.selectors import feature_set_current
+
+    return WeeklyFeature.objects.filter(
+        feature_set=feature_set_current(), week_start__lte=timezone.localdate()
+    ).aggregate(last=Max("week_start"))["last"]
+
+
 def _as_of(as_of: dt.date | None) -> dt.date:
-    return as_of or timezone.localdate()
+    """`as_of`, else the latest week with features, else today."""
+    return as_of or scoring_as_of_default() or timezone.localdate()
 
 
 def _model_and_features(version: ModelVersion | None = None) -> tuple[ActiveModel, FeatureSet]:
