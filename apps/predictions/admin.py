@@ -76,6 +76,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         # Versions come only from training runs, never typed in.
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: ModelVersion | None = None) -> bool:
+        # A version is a record of a training run; it changes only through the
+        # promotion service (the actions), so its page is a read-only model card.
+        return False
+
     def has_delete_permission(self, request: HttpRequest, obj: ModelVersion | None = None) -> bool:
         if obj is not None and obj.status == ModelStatus.ACTIVE:
             return False
