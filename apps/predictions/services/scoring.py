@@ -472,6 +472,10 @@ def prediction_for_student(
     if isinstance(cached, Prediction):
         return cached
     model, feature_set = _model_and_features(version)
+    if forward is None and settings.EDUPULSE_SCORE_BATCH_WAIT_MS > 0:
+        from apps.predictions.batcher import batcher_for
+
+        forward = batcher_for(model.scorer, wait_ms=settings.EDUPULSE_SCORE_BATCH_WAIT_MS).score
     day = _as_of(as_of)
     latest = WeeklyFeature.objects.filter(
         feature_set=feature_set,
