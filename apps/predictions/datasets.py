@@ -79,8 +79,12 @@ class StudentFacts:
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    prediction_weeks: int = 6  # samples per student-year, spread over the year
+    prediction_weeks: int = 5  # samples per student-year, spread over the year
     min_week: int = 3  # earliest prediction: after this many school weeks
+    # With the end-of-year horizon, the year's last school weeks leave almost no
+    # time to drop out (a few positives in a thousand samples): they teach little
+    # and cost as much as any other week, so they are not prediction weeks.
+    end_margin_weeks: int = 4
     horizon_days: int = 0  # 0 = end of the academic year
     data_from: dt.date | None = None
     data_to: dt.date | None = None
@@ -135,8 +139,10 @@ def choose_prediction_weeks(
         usable &= week_starts >= np.datetime64(options.data_from, "D")
     school_weeks = np.flatnonzero(history.in_session.any(axis=0))
     # The first `min_week` school weeks of the year are too early to say anything.
-    too_early = set(school_weeks[: options.min_week].tolist())
-    candidates = [int(w) for w in np.flatnonzero(usable) if int(w) not in too_early]
+    excluded = set(school_weeks[: options.min_week].tolist())
+    if options.horizon_days == 0 and options.end_margin_weeks > 0:
+        excluded |= set(school_weeks[-options.end_margin_weeks :].tolist())
+    candidates = [int(w) for w in np.flatnonzero(usable) if int(w) not in excluded]
     if not candidates or options.prediction_weeks < 1:
         return []
     picks = np.linspace(0, len(candidates) - 1, min(options.prediction_weeks, len(candidates)))

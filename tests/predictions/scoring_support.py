@@ -36,7 +36,7 @@ class District:
     version: ModelVersion
 
 
-def risk_model(tmp_dir: Path, columns: list[str], *, seed: int = 0) -> Path:
+def risk_model(tmp_dir: Path, columns: list[str], *, seed: int = 0, name: str = "model.pt") -> Path:
     from ml.checkpoint import save_checkpoint
     from ml.config import ModelConfig
     from ml.data import Normalizer, SequenceArrays
@@ -62,7 +62,7 @@ def risk_model(tmp_dir: Path, columns: list[str], *, seed: int = 0) -> Path:
         static_num=rng.random((16, len(STATIC_NUMERIC_COLUMNS))).astype(np.float32),
         static_cat=np.zeros((16, len(STATIC_CATEGORICAL_COLUMNS)), dtype=np.int64),
     )
-    path = tmp_dir / "model.pt"
+    path = tmp_dir / name
     save_checkpoint(
         path,
         model=model,

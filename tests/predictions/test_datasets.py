@@ -58,11 +58,18 @@ def facts(
     )
 
 
-def test_prediction_weeks_are_spread_over_the_school_weeks_after_the_first_few() -> None:
+def test_prediction_weeks_are_spread_between_the_first_and_last_school_weeks() -> None:
     h = history()
-    weeks = choose_prediction_weeks(h, SamplingOptions(prediction_weeks=4, min_week=3), TODAY)
-    assert weeks[0] == 3 and weeks[-1] == len(WEEKS) - 1
+    options = SamplingOptions(prediction_weeks=4, min_week=3, end_margin_weeks=4)
+    weeks = choose_prediction_weeks(h, options, TODAY)
+    assert weeks[0] == 3 and weeks[-1] == len(WEEKS) - 5
     assert len(weeks) == 4 and weeks == sorted(weeks)
+
+
+def test_a_horizon_in_days_keeps_the_last_weeks_of_the_year() -> None:
+    # Its window reaches into the next year, so late weeks still have outcomes.
+    options = SamplingOptions(prediction_weeks=4, min_week=3, horizon_days=90)
+    assert choose_prediction_weeks(history(), options, TODAY)[-1] == len(WEEKS) - 1
 
 
 def test_prediction_weeks_stop_at_the_last_complete_week_before_the_end_date() -> None:

@@ -61,6 +61,11 @@ def test_manage_train_model_trains_on_the_feature_store_and_promotes(
     run = TrainingRun.objects.get()
     assert run.status == TrainingStatus.SUCCEEDED and run.model_version == version
     assert run.progress["promoted"] is True
+    # The demo runs the command on every start: with a model active it does nothing.
+    again = StringIO()
+    call_command("train_model", "--if-none-active", "--promote", stdout=again)
+    assert "already active" in again.getvalue()
+    assert ModelVersion.objects.count() == 1
 
 
 def test_without_features_the_command_fails_with_a_clear_message(model_dir: Path) -> None:

@@ -370,8 +370,18 @@ def _write(
 # --------------------------------------------------------------------------- services
 
 
+def scoring_as_of_default() -> dt.date | None:
+    """The latest week the feature store has, not after today (None: no features yet)."""
+    from apps.features.selectors import feature_set_current
+
+    return WeeklyFeature.objects.filter(
+        feature_set=feature_set_current(), week_start__lte=timezone.localdate()
+    ).aggregate(last=Max("week_start"))["last"]
+
+
 def _as_of(as_of: dt.date | None) -> dt.date:
-    return as_of or timezone.localdate()
+    """`as_of`, else the latest week with features, else today."""
+    return as_of or scoring_as_of_default() or timezone.localdate()
 
 
 def _model_and_features(version: ModelVersion | None = None) -> tuple[ActiveModel, FeatureSet]:
@@ -462,6 +472,10 @@ def prediction_for_student(
     if isinstance(cached, Prediction):
         return cached
     model, feature_set = _model_and_features(version)
+    if forward is None and settings.EDUPULSE_SCORE_BATCH_WAIT_MS > 0:
+        from apps.predictions.batcher import batcher_for
+
+        forward = batcher_for(model.scorer, wait_ms=settings.EDUPULSE_SCORE_BATCH_WAIT_MS).score
     day = _as_of(as_of)
     latest = WeeklyFeature.objects.filter(
         feature_set=feature_set,

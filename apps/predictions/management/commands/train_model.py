@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.accounts.models import User
+from apps.predictions.selectors import model_version_active
 from apps.predictions.services import (
     TrainingDataError,
     training_run_execute,
@@ -58,8 +59,16 @@ class Command(BaseCommand):
         parser.add_argument("--promote", action="store_true")
         parser.add_argument("--user", default=None, help="Record this username as the trainer.")
         parser.add_argument("--queue", action="store_true", help="Enqueue on the ml queue.")
+        parser.add_argument(
+            "--if-none-active",
+            action="store_true",
+            help="Do nothing (and succeed) when a model is already active; the demo re-runs use it.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["if_none_active"] and model_version_active() is not None:
+            self.stdout.write("A model is already active; nothing trained.")
+            return
         keys = [
             "epochs",
             "batch_size",
