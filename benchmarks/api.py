@@ -122,16 +122,18 @@ def _gunicorn(args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen
         "--keep-alive=30",
         "--log-level=warning",
     ]
-    server = subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: S603
-    for _ in range(300):
+    # Its output goes to a file: an inherited pipe would outlive a crashed benchmark.
+    log = open(Path(tempfile.gettempdir()) / "edupulse-apibench-gunicorn.log", "ab")  # noqa: SIM115
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)  # noqa: S603
+    for _ in range(600):
         try:
-            if requests.get(f"http://127.0.0.1:{args.port}/api/v1/health", timeout=1).ok:
+            if requests.get(f"http://127.0.0.1:{args.port}/api/v1/ready", timeout=30).ok:
                 return server
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
-        time.sleep(0.1)
+        time.sleep(0.2)
     server.kill()
-    raise SystemExit("gunicorn did not start")
+    raise SystemExit("gunicorn did not become ready (see edupulse-apibench-gunicorn.log)")
 
 
 def _drive(
