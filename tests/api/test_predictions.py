@@ -192,3 +192,21 @@ def test_psi_is_small_for_the_training_distribution_and_large_for_a_shift() -> N
         columns=["a"], values=same[:, None] + 2.0, mean=np.array([5.0]), std=np.array([2.0])
     )
     assert rows[0]["level"] == "large" and rows[0]["mean_shift"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_train_update_without_new_labels_fails_cleanly(
+    scored: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from apps.predictions.services.training import TrainingDataError
+
+    admin = client_for(scored.users[Role.ADMINISTRATOR])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin.post("/api/v1/train/update", {"epochs": 1}, format="json")
+    assert response.status_code == 202
+    # The task (eager here): the model was trained on data up to 2020 and no labelled
+    # weeks have closed since, so there is nothing to learn; the run records why.
+    with pytest.raises(TrainingDataError):
+        callbacks[0]()
+    run = TrainingRun.objects.get()
+    assert run.status == "failed" and "nothing to learn" in run.error
+    assert ModelVersion.objects.count() == 1
