@@ -12,6 +12,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("edupulse.api_urls")),
+    path("", include("apps.predictions.urls")),
     path("", include("apps.dashboards.urls")),
 ]
 if settings.DEBUG:

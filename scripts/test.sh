@@ -9,4 +9,5 @@ scripts/bootstrap.sh
 .venv/bin/ruff format --check .
 .venv/bin/mypy apps edupulse
 DJANGO_SETTINGS_MODULE=edupulse.settings.test .venv/bin/python manage.py makemigrations --check --dry-run
+DJANGO_SETTINGS_MODULE=edupulse.settings.test .venv/bin/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 .venv/bin/python -m pytest "$@"

@@ -8,7 +8,14 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from apps.predictions.models import ModelStatus, ModelVersion, TrainingRun
+from apps.predictions.models import (
+    ModelStatus,
+    ModelVersion,
+    Notification,
+    Prediction,
+    ScoringRun,
+    TrainingRun,
+)
 from apps.predictions.selectors import model_card, model_versions_list, training_runs_list
 from apps.predictions.services import (
     PromotionRefused,
@@ -210,3 +217,55 @@ class TrainingRunAdmin(admin.ModelAdmin):
         # The admin logs and redirects to the object it saved: point it at the new run.
         obj.pk = run.pk
         obj.created_at = run.created_at
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """Scores and runs are records of what the model said: nothing is edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Prediction)
+class PredictionAdmin(_ReadOnly):
+    list_display = ("student", "week_start", "probability", "tier", "model_version", "school")
+    list_filter = ("tier", "week_start", "model_version")
+    search_fields = ("student__student_id",)
+    raw_id_fields = ("student", "school")
+    readonly_fields = ("reasons",)
+
+    @admin.display(description=_("reasons"))
+    def reasons(self, obj: Prediction) -> str:
+        from apps.predictions.sentences import factor_sentences
+
+        return " ".join(factor_sentences(obj.factors or []))
+
+
+@admin.register(ScoringRun)
+class ScoringRunAdmin(_ReadOnly):
+    list_display = (
+        "pk",
+        "week_start",
+        "status",
+        "model_version",
+        "students",
+        "predictions",
+        "alerts",
+        "duration_s",
+        "trigger",
+        "created_at",
+    )
+    list_filter = ("status", "trigger")
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("recipient", "student", "kind", "week_start", "emailed", "read_at")
+    list_filter = ("kind", "emailed", "week_start")
+    raw_id_fields = ("recipient", "student", "prediction")

@@ -4,6 +4,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.common.models import TimeStampedModel
@@ -188,3 +189,171 @@ class TrainingRun(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_status_display()}"
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+class Prediction(models.Model):
+    """One student's risk at one week, by one model; history is kept, a re-run replaces.
+
+    `factors` holds the reasons as data (feature, direction, weeks, values);
+    apps.predictions.sentences renders them in the reader's language, so the
+    same row reads in Bengali and English.
+    """
+
+    student = models.ForeignKey(
+        "students.Student",
+        verbose_name=_("student"),
+        on_delete=models.CASCADE,
+        related_name="predictions",
+    )
+    school = models.ForeignKey(
+        "students.School",
+        verbose_name=_("school"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Where the student was enrolled that week."),
+    )
+    academic_year = models.PositiveSmallIntegerField(_("academic year"))
+    week_start = models.DateField(_("week"), help_text=_("The week the features were read up to."))
+    model_version = models.ForeignKey(
+        ModelVersion,
+        verbose_name=_("model version"),
+        on_delete=models.PROTECT,
+        related_name="predictions",
+    )
+    probability = models.FloatField(_("probability"))
+    tier = models.CharField(_("risk tier"), max_length=10)
+    factors = models.JSONField(_("risk factors"), default=list, blank=True)
+    change_since_previous = models.FloatField(
+        _("change since the previous prediction"), null=True, blank=True
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("prediction")
+        verbose_name_plural = _("predictions")
+        ordering = ["-week_start", "student_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["student", "week_start", "model_version"],
+                name="prediction_one_per_student_week_model",
+            ),
+            models.CheckConstraint(
+                condition=Q(probability__gte=0) & Q(probability__lte=1),
+                name="prediction_probability_0_1",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["student", "-week_start"], name="prediction_student_week"),
+            models.Index(fields=["model_version", "week_start"], name="prediction_model_week"),
+            models.Index(fields=["school", "week_start"], name="prediction_school_week"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student_id} {self.week_start} {self.probability:.2f}"
+
+
+class ScoringStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Finished")
+    PARTIAL = "partial", _("Finished with failures")
+    FAILED = "failed", _("Failed")
+
+
+class ScoringRun(TimeStampedModel):
+    """One batch scoring of the district (or some schools) with one model."""
+
+    model_version = models.ForeignKey(
+        ModelVersion,
+        verbose_name=_("model version"),
+        on_delete=models.PROTECT,
+        related_name="scoring_runs",
+    )
+    as_of = models.DateField(_("as of"))
+    week_start = models.DateField(_("week"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=ScoringStatus.choices, default=ScoringStatus.PENDING
+    )
+    school_ids = models.JSONField(
+        _("schools"), default=list, blank=True, help_text=_("Empty: every school.")
+    )
+    schools_total = models.PositiveIntegerField(_("schools"), default=0)
+    schools_done = models.PositiveIntegerField(_("schools scored"), default=0)
+    students = models.PositiveIntegerField(_("students scored"), default=0)
+    predictions = models.PositiveIntegerField(_("predictions written"), default=0)
+    alerts = models.PositiveIntegerField(_("alerts sent"), default=0)
+    failures = models.JSONField(_("failures"), default=list, blank=True)
+    duration_s = models.FloatField(_("duration (seconds)"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    trigger = models.CharField(_("trigger"), max_length=40, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("scoring run")
+        verbose_name_plural = _("scoring runs")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.week_start} {self.get_status_display()}"
+
+
+class AlertKind(models.TextChoices):
+    ENTERED_HIGH = "entered_high", _("Entered the high-risk tier")
+    ROSE = "rose", _("Risk rose sharply")
+
+
+class Notification(models.Model):
+    """An in-app alert for one counselor about one student's change in risk."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recipient"),
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    student = models.ForeignKey(
+        "students.Student",
+        verbose_name=_("student"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    prediction = models.ForeignKey(
+        Prediction,
+        verbose_name=_("prediction"),
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=AlertKind.choices)
+    week_start = models.DateField(_("week"))
+    emailed = models.BooleanField(_("emailed"), default=False)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-created_at"]
+        constraints = [
+            # The same change is announced once, whatever re-runs or model swaps follow.
+            models.UniqueConstraint(
+                fields=["recipient", "student", "week_start", "kind"],
+                name="notification_once_per_change",
+            )
+        ]
+        indexes = [models.Index(fields=["recipient", "read_at"], name="notification_unread")]
+
+    def __str__(self) -> str:
+        return f"{self.recipient_id} {self.student_id} {self.kind}"

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
-from apps.predictions.models import ModelStatus, ModelVersion, TrainingRun
+from apps.predictions.models import (
+    ModelStatus,
+    ModelVersion,
+    Notification,
+    Prediction,
+    ScoringRun,
+    TrainingRun,
+)
 from apps.students.models import Gender, Region
 
 
@@ -134,3 +142,46 @@ def model_card(version: ModelVersion) -> dict[str, Any]:
         "timings": version.timings or {},
         "promotion_report": version.promotion_report or {},
     }
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def predictions_latest_for(students: Iterable[Any]) -> dict[int, Prediction]:
+    """Each student's latest prediction by the active model (any model when none is active).
+
+    `students` are Student rows or pks; one query.
+    """
+    from django.db.models import F, Window
+    from django.db.models.functions import RowNumber
+
+    ids = [getattr(s, "pk", s) for s in students]
+    rows = Prediction.objects.filter(student_id__in=ids)
+    active = model_version_active()
+    if active is not None:
+        rows = rows.filter(model_version=active)
+    ranked = rows.annotate(
+        latest_rank=Window(
+            RowNumber(),
+            partition_by=[F("student_id")],
+            order_by=[F("week_start").desc(), F("created_at").desc()],
+        )
+    ).filter(latest_rank=1)
+    return {p.student_id: p for p in ranked}
+
+
+def prediction_history(student_id: int) -> QuerySet[Prediction]:
+    """A student's predictions over time, oldest first (the active model's when there is one)."""
+    rows = Prediction.objects.filter(student_id=student_id)
+    active = model_version_active()
+    if active is not None:
+        rows = rows.filter(model_version=active)
+    return rows.order_by("week_start")
+
+
+def scoring_runs_list() -> QuerySet[ScoringRun]:
+    return ScoringRun.objects.select_related("model_version", "requested_by")
+
+
+def notifications_for(user: Any) -> QuerySet[Notification]:
+    return Notification.objects.filter(recipient=user).select_related("student", "prediction")

@@ -4,8 +4,10 @@ With no environment at all EduPulse runs on the embedded default: an SQLite
 file under var/, a local-memory cache and Celery in eager mode.
 """
 
+import re
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from edupulse.settings.env import WEEKDAYS, Env
@@ -184,6 +186,8 @@ CELERY_RESULT_BACKEND = env.url(
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Task modules outside an app's tasks.py (autodiscovery reads only tasks.py).
+CELERY_IMPORTS = ["apps.predictions.services.update", "apps.predictions.api.tasks"]
 CELERY_TASK_ROUTES = {
     "apps.ingestion.tasks.*": {"queue": "ingest"},
     "apps.features.tasks.*": {"queue": "ml"},
@@ -198,11 +202,22 @@ CELERY_RESULT_EXPIRES = 7 * 24 * 3600
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
+
 # --- API ------------------------------------------------------------------
+def _throttle_rate(name: str, default: str) -> str:
+    """A DRF rate like 120/min; a typo stops start-up instead of disabling the limit."""
+    value = env.text(name, default)
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|m|min|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 120/min.")
+    return value
+
+
 REST_FRAMEWORK = {
+    # Token first: an unauthenticated request then gets 401 with WWW-Authenticate: Token
+    # (DRF answers 403 when the first class is the session, which has no such header).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
@@ -212,13 +227,38 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.common.exceptions.api_exception_handler",
+    # Per user (session or token alike), per token (a leaked script token cannot use
+    # up its owner's browser budget), anonymous, and scoped for the expensive calls.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "apps.common.throttling.TokenRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": _throttle_rate("EDUPULSE_API_RATE_ANON", "60/min"),
+        "user": _throttle_rate("EDUPULSE_API_RATE_USER", "1200/min"),
+        "token": _throttle_rate("EDUPULSE_API_RATE_TOKEN", "1200/min"),
+        "predict": _throttle_rate("EDUPULSE_API_RATE_PREDICT", "600/min"),
+        "train": _throttle_rate("EDUPULSE_API_RATE_TRAIN", "10/hour"),
+    },
 }
+# Above this many students POST /api/v1/predict/batch becomes a Celery task (202).
+EDUPULSE_API_BATCH_SYNC_MAX = env.integer("EDUPULSE_API_BATCH_SYNC_MAX", 200, minimum=1)
+EDUPULSE_API_BATCH_MAX = env.integer("EDUPULSE_API_BATCH_MAX", 100_000, minimum=1)
 SPECTACULAR_SETTINGS = {
     "TITLE": "EduPulse API",
     "DESCRIPTION": "Student early-warning system: schools, students, risk scores.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.common.openapi.add_error_responses",
+    ],
+    # Read-only fields (ids, computed risk) stay out of the request bodies.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Model artefacts ------------------------------------------------------
@@ -226,6 +266,20 @@ EDUPULSE_MODEL_DIR = Path(env.text("EDUPULSE_MODEL_DIR", str(VAR_DIR / "models")
 # The dropout label's horizon after the prediction week, in days; 0 = the end of
 # that academic year (DESIGN.md's default).
 EDUPULSE_LABEL_HORIZON_DAYS = env.integer("EDUPULSE_LABEL_HORIZON_DAYS", 0, minimum=0)
+# Scoring (docs/scoring.md): which tiers get explanations, how many reasons and
+# integration steps, how long a single prediction is cached, the rise in
+# percentage points that alerts a counselor, and whether the web process loads
+# the model at start.
+EDUPULSE_EXPLAIN_TIERS = env.items("EDUPULSE_EXPLAIN_TIERS", ["high", "medium"])
+EDUPULSE_EXPLAIN_TOP_K = env.integer("EDUPULSE_EXPLAIN_TOP_K", 3, minimum=1)
+EDUPULSE_EXPLAIN_STEPS = env.integer("EDUPULSE_EXPLAIN_STEPS", 16, minimum=2)
+EDUPULSE_PREDICTION_CACHE_SECONDS = env.integer(
+    "EDUPULSE_PREDICTION_CACHE_SECONDS", 3600, minimum=1
+)
+EDUPULSE_ALERT_RISE = env.integer("EDUPULSE_ALERT_RISE", 15, minimum=1)
+EDUPULSE_WARM_MODEL = env.flag("EDUPULSE_WARM_MODEL", False)
+EDUPULSE_SCORE_BATCH_WAIT_MS = env.integer("EDUPULSE_SCORE_BATCH_WAIT_MS", 5, minimum=0)
+EMAIL_HOST = env.text("EDUPULSE_EMAIL_HOST", "")
 # Experiment tracking is optional: unset means training runs are recorded only on
 # their ModelVersion rows.
 MLFLOW_TRACKING_URI = env.url(
