@@ -155,6 +155,32 @@ def _age(born: dt.date | None, day: dt.date) -> float:
     return (day - born).days / 365.25
 
 
+@dataclass(frozen=True)
+class StaticRow:
+    numeric: list[float]  # STATIC_NUMERIC_COLUMNS
+    categorical: list[str]  # STATIC_CATEGORICAL_COLUMNS, raw values (encode with the vocabulary)
+    groups: dict[str, str]  # SUBGROUP_COLUMNS
+
+
+def static_row(student: StudentFacts, enrollment: EnrollmentFacts, cutoff: dt.date) -> StaticRow:
+    """A student's static features at a cutoff; scoring must build them the same way."""
+    return StaticRow(
+        numeric=[
+            float(enrollment.grade_level),
+            float(student.stipend),
+            float(student.disability),
+            _age(student.date_of_birth, cutoff),
+        ],
+        categorical=[student.gender, str(enrollment.region_id), enrollment.school_type],
+        groups={
+            "gender": student.gender,
+            "region": str(enrollment.region_id),
+            "stipend": "yes" if student.stipend else "no",
+            "disability": "yes" if student.disability else "no",
+        },
+    )
+
+
 def samples_from_history(
     history: WeeklyHistoryLike,
     facts: dict[int, StudentFacts],
@@ -190,19 +216,11 @@ def samples_from_history(
                 continue
             rows.append(int(row))
             labels.append(label)
-            static_num.append(
-                [
-                    float(enrollment.grade_level),
-                    float(student.stipend),
-                    float(student.disability),
-                    _age(student.date_of_birth, cutoff),
-                ]
-            )
-            raw_cat.append([student.gender, str(enrollment.region_id), enrollment.school_type])
-            groups["gender"].append(student.gender)
-            groups["region"].append(str(enrollment.region_id))
-            groups["stipend"].append("yes" if student.stipend else "no")
-            groups["disability"].append("yes" if student.disability else "no")
+            statics = static_row(student, enrollment, cutoff)
+            static_num.append(statics.numeric)
+            raw_cat.append(statics.categorical)
+            for name in SUBGROUP_COLUMNS:
+                groups[name].append(statics.groups[name])
         if not rows:
             continue
         idx = np.asarray(rows)

@@ -84,7 +84,10 @@ def build_district(
         school = schools[i % 2]
         entry = dt.date(YEAR, 1, 2)
         drops = rng.random() < dropout_share
-        attendance = np.clip(rng.normal(0.93, 0.04, n_weeks), 0, 1)
+        # Students who will leave attend a little less all year (the two groups
+        # overlap), and then fall away.
+        habit = rng.normal(0.88 if drops else 0.92, 0.04)
+        attendance = np.clip(rng.normal(habit, 0.04, n_weeks), 0, 1)
         grades = np.clip(rng.normal(0.6, 0.1, n_weeks), 0, 1)
         incidents = (rng.random(n_weeks) < 0.03).astype(float)
         session = np.ones(n_weeks, dtype=bool)

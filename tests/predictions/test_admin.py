@@ -211,3 +211,20 @@ def test_a_backwards_date_range_is_refused_by_the_form(admin_client: Client) -> 
     assert response.status_code == 200
     assert "The end of the date range is before its start." in response.content.decode()
     assert not TrainingRun.objects.exists()
+
+
+def test_the_version_list_costs_the_same_queries_for_many_rows(
+    admin_client: Client,
+    admin_user: User,
+    django_assert_max_num_queries,  # type: ignore[no-untyped-def]
+) -> None:
+    url = reverse("admin:predictions_modelversion_changelist")
+    ModelVersionFactory(trained_by=admin_user)
+    admin_client.get(url)
+    with django_assert_max_num_queries(12) as first:
+        admin_client.get(url)
+    for _ in range(8):
+        ModelVersionFactory(trained_by=admin_user)
+    with django_assert_max_num_queries(len(first.captured_queries)):
+        response = admin_client.get(url)
+    assert len(response.context["cl"].result_list) == 9

@@ -1,5 +1,5 @@
 import pytest
-from celery import Celery
+from celery import Celery, current_app
 from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
@@ -47,9 +47,16 @@ def test_bad_options_are_refused_when_requested() -> None:
 
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_on_the_ml_queue_runs_a_training_run_once(redis_url: str) -> None:
+def test_a_worker_on_the_ml_queue_runs_a_training_run_once(
+    redis_url: str, request: pytest.FixtureRequest
+) -> None:
     # A separate app configured like production's (see tests/common/test_celery.py).
-    app = Celery("edupulse-test-ml")
+    # start_worker makes its app the current and default one; put the project's
+    # back afterwards, or shared tasks called later in the session stop being eager.
+    project_app = current_app._get_current_object()
+    request.addfinalizer(project_app.set_default)
+    request.addfinalizer(project_app.set_current)
+    app = Celery("edupulse-test-ml", set_as_current=False)
     app.config_from_object("django.conf:settings", namespace="CELERY")
     app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
     app.finalize()
@@ -67,3 +74,16 @@ def test_a_worker_on_the_ml_queue_runs_a_training_run_once(redis_url: str) -> No
     run.refresh_from_db()
     assert run.status == TrainingStatus.FAILED
     assert "No labelled samples" in run.error
+
+
+@pytest.mark.django_db
+def test_only_someone_who_may_promote_can_ask_for_promotion() -> None:
+    from django.core.exceptions import PermissionDenied
+
+    from apps.accounts.models import Role
+    from apps.accounts.services import user_create
+
+    analyst = user_create(username="a", password="pw-long-enough", role=Role.ANALYST)
+    with pytest.raises(PermissionDenied):
+        training_run_request(requested_by=analyst, promote=True, enqueue=False)
+    assert training_run_request(requested_by=analyst, promote=False, enqueue=False).pk

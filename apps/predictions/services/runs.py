@@ -7,7 +7,7 @@ import logging
 import traceback
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -39,6 +39,9 @@ def training_run_request(
     """Record a training request; with ``enqueue`` the ml queue runs it after commit."""
     options = options or {}
     TrainingOptions.from_dict(options)  # refuse bad options now, not in the worker
+    if promote and requested_by is not None:
+        if not requested_by.has_perm("predictions.promote_modelversion"):
+            raise PermissionDenied(_("You are not allowed to promote models."))
     if data_from and data_to and data_to < data_from:
         raise ValidationError(_("The end of the date range is before its start."))
     run = TrainingRun.objects.create(
@@ -115,7 +118,8 @@ def training_run_execute(
         try:
             model_version_promote(model_version=version, user=run.requested_by)
             outcome["promoted"] = True
-        except PromotionRefused as refusal:
+        except (PromotionRefused, PermissionDenied) as refusal:
+            # The model is trained and registered either way; only activation failed.
             outcome.update(promoted=False, promotion_refused=str(refusal))
     run.status = TrainingStatus.SUCCEEDED
     run.model_version = version

@@ -1,7 +1,7 @@
 import datetime as dt
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.accounts.models import User
@@ -98,6 +98,8 @@ class Command(BaseCommand):
             )
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from None
+        except PermissionDenied as error:
+            raise CommandError(str(error)) from None
         if options["queue"]:
             self.stdout.write(f"Training run {run.pk} is queued on the ml queue.")
             return
