@@ -142,17 +142,16 @@ def _load(args: argparse.Namespace) -> tuple[np.ndarray, list[int], dt.date]:
 
 
 def _model(model_dir: Path, week: dt.date, args: argparse.Namespace) -> None:
-    """An active model of the default size, thresholds at the sample's 75th/90th percentiles."""
+    """A production-size active model; thresholds at one school's 75th/90th percentiles."""
+    from apps.features.selectors import feature_set_current
+    from apps.predictions.datasets import STATIC_CATEGORICAL_COLUMNS, STATIC_NUMERIC_COLUMNS
+    from apps.predictions.models import ModelStatus, ModelVersion
     from ml.checkpoint import save_checkpoint
     from ml.config import ModelConfig
     from ml.data import Normalizer, SequenceArrays
     from ml.inference import Scorer
     from ml.metrics import Thresholds
     from ml.model import EduPulseModel
-
-    from apps.features.selectors import feature_set_current
-    from apps.predictions.datasets import STATIC_CATEGORICAL_COLUMNS, STATIC_NUMERIC_COLUMNS
-    from apps.predictions.models import ModelStatus, ModelVersion
 
     columns = list(feature_set_current().columns)
     config = ModelConfig(
@@ -292,8 +291,7 @@ def main() -> None:
             per_student = _per_student(ids, week, args.per_student_sample, args.seed)
             scaled = per_student * args.students
             _say(
-                f"per-student loop: {per_student * 1000:.1f} ms/student, "
-                f"{scaled:.0f}s scaled to N"
+                f"per-student loop: {per_student * 1000:.1f} ms/student, {scaled:.0f}s scaled to N"
             )
             result = {
                 "students": args.students,
