@@ -4,19 +4,19 @@ Every risk element of the pages (the caseload's tier, change since last week,
 top reason and "new high-risk since your last visit"; the student page's risk
 history, current factors and feedback buttons; the overview's tier
 distribution and the students who rose the most) is rendered from
-`risk_source()`. Until predictions exist it is
+`risk_source()`. Until a model is active it is
 `NoPredictions`, which returns nothing, and the pages hide those elements.
 
-To plug the scores in, the predictions work writes a class with the methods of
-`RiskSource` (reading Prediction rows, e.g. the latest per student and the one
-a week before it) and returns it from `risk_source()`. Nothing else in the
+The predictions app installs a provider (`risk_provider_set`, in its ready())
+that returns `apps.predictions.risk.PredictionRiskSource` over the active
+model's Prediction rows when a model is active. Nothing else in the
 dashboards changes: views, templates, exports and tests already read these
 dataclasses. Each method is called once per page with all the rows of that
 page, so a source must answer it in a fixed number of queries.
 """
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -123,15 +123,34 @@ class NoPredictions:
         return enrollments
 
 
-_source: RiskSource = NoPredictions()
+NO_PREDICTIONS = NoPredictions()
+_source: RiskSource | None = None  # set by tests; None = ask the installed provider
+_provider: Callable[[], RiskSource | None] | None = None
 
 
 def risk_source() -> RiskSource:
-    return _source
+    """The swapped-in source, else the predictions app's (when a model is active), else none."""
+    if _source is not None:
+        return _source
+    if _provider is not None:
+        found = _provider()
+        if found is not None:
+            return found
+    return NO_PREDICTIONS
 
 
-def risk_source_set(source: RiskSource) -> RiskSource:
-    """Swap the source (tests; a later predictions app's ready()); returns the previous one."""
+def risk_source_set(source: RiskSource | None) -> RiskSource | None:
+    """Swap the source (tests); None goes back to the provider. Returns the previous one."""
     global _source
     previous, _source = _source, source
     return previous
+
+
+def risk_provider_set(provider: Callable[[], RiskSource | None] | None) -> None:
+    """Install the function that returns the real source, or None when there are no scores.
+
+    The predictions app installs it in its ready(); it answers in at most one query
+    per request, so the pages' query counts stay fixed.
+    """
+    global _provider
+    _provider = provider

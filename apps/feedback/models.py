@@ -144,12 +144,18 @@ class Verdict(models.TextChoices):
 class TrainingFeedback(TimeStampedModel):
     """A counselor's verdict on one prediction; the continuous-learning update reads these.
 
-    `prediction_id` is a plain integer until the predictions app exists: the
-    scoring work turns it into a ForeignKey to Prediction (same column name,
-    so the migration is an AlterField and the data stays).
+    `prediction` was a plain integer until the predictions app existed; the
+    column (`prediction_id`) and its data stayed when it became a ForeignKey.
     """
 
-    prediction_id = models.BigIntegerField(_("prediction"), null=True, blank=True, db_index=True)
+    prediction = models.ForeignKey(
+        "predictions.Prediction",
+        verbose_name=_("prediction"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="feedback",
+    )
     student = models.ForeignKey(
         Student,
         verbose_name=_("student"),
@@ -172,8 +178,8 @@ class TrainingFeedback(TimeStampedModel):
         constraints = [
             # One click per person and prediction: clicking again changes the verdict.
             models.UniqueConstraint(
-                fields=["prediction_id", "given_by"],
-                condition=Q(prediction_id__isnull=False),
+                fields=["prediction", "given_by"],
+                condition=Q(prediction__isnull=False),
                 name="feedback_one_per_user_and_prediction",
             )
         ]

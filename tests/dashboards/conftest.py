@@ -27,6 +27,7 @@ from apps.students.models import (
 )
 from apps.students.services import academic_year_bounds, academic_year_of, staff_scope_grant
 from tests.factories import SchoolFactory, StudentFactory, SubjectFactory
+from tests.predictions.rows import prediction_row
 
 PASSWORD = "a-long-test-password"
 
@@ -197,7 +198,8 @@ def make_risks(students: Sequence[Student]) -> dict[int, StudentRisk]:
     return {
         s.pk: StudentRisk(
             student_id=s.pk,
-            prediction_id=1000 + s.pk,
+            # A real row: a counselor's verdict (TrainingFeedback) has a key to it.
+            prediction_id=prediction_row(s, probability=0.9 - 0.1 * (i % 9), tier=tiers[i % 3]).pk,
             tier=tiers[i % 3],
             probability=0.9 - 0.1 * (i % 9),
             change_since_last_week=0.05 if i % 2 == 0 else -0.02,

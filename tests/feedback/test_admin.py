@@ -10,6 +10,7 @@ from apps.accounts.services import user_create
 from apps.feedback.models import AuditAction, InterventionType
 from apps.feedback.services import audit_record, feedback_record, intervention_create
 from tests.factories import StudentFactory
+from tests.predictions.rows import prediction_row
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,9 @@ def test_every_feedback_admin_page_renders(client: Client, model: type) -> None:
         start_date=dt.date(2026, 3, 1),
         review_date=dt.date(2026, 3, 15),
     )
-    feedback_record(student=student, given_by=user, verdict="agree", prediction_id=3)
+    feedback_record(
+        student=student, given_by=user, verdict="agree", prediction_id=prediction_row(student).pk
+    )
     event = audit_record(user=user, action=AuditAction.VIEWED_STUDENT, student=student)
     info = (model._meta.app_label, model._meta.model_name)
     assert client.get(reverse("admin:{}_{}_changelist".format(*info))).status_code == 200

@@ -28,6 +28,7 @@ from apps.feedback.services import (
 from apps.students.models import Student
 from apps.students.services import staff_scope_grant
 from tests.factories import EnrollmentFactory, StudentFactory
+from tests.predictions.rows import prediction_row
 
 pytestmark = pytest.mark.django_db
 
@@ -97,30 +98,32 @@ def test_update_validates_dates(counselor: User) -> None:
 
 def test_a_second_click_on_the_same_prediction_replaces_the_verdict(counselor: User) -> None:
     student = StudentFactory()
-    feedback_record(student=student, given_by=counselor, verdict=Verdict.AGREE, prediction_id=7)
+    pk = prediction_row(student).pk
+    feedback_record(student=student, given_by=counselor, verdict=Verdict.AGREE, prediction_id=pk)
     feedback_record(
         student=student,
         given_by=counselor,
         verdict=Verdict.NOT_USEFUL,
         reason="Family moved",
-        prediction_id=7,
+        prediction_id=pk,
     )
     only = TrainingFeedback.objects.get()
     assert (only.verdict, only.reason, only.prediction_id) == (
         Verdict.NOT_USEFUL,
         "Family moved",
-        7,
+        pk,
     )
 
 
 def test_the_database_refuses_two_verdicts_per_person_and_prediction(counselor: User) -> None:
     student = StudentFactory()
+    pk = prediction_row(student).pk
     TrainingFeedback.objects.create(
-        student=student, given_by=counselor, verdict=Verdict.AGREE, prediction_id=9
+        student=student, given_by=counselor, verdict=Verdict.AGREE, prediction_id=pk
     )
     with pytest.raises(IntegrityError):
         TrainingFeedback.objects.create(
-            student=student, given_by=counselor, verdict=Verdict.AGREE, prediction_id=9
+            student=student, given_by=counselor, verdict=Verdict.AGREE, prediction_id=pk
         )
 
 
