@@ -31,6 +31,8 @@ step "demo accounts" manage create_demo_accounts
 # Trains on the district's closed academic years and makes the model active;
 # a re-run keeps the active model. One torch thread: faster on 2 shared cores.
 step "risk model" manage train_model --promote --user admin --if-none-active --threads 1
+# Scores every student at the latest week with features; a re-run replaces, never duplicates.
+step "risk scores" manage score_students
 
 if [ "${EDUPULSE_DEMO_NO_SERVE:-0}" = "1" ]; then
     exit 0
