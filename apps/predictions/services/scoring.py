@@ -216,7 +216,8 @@ def _explain(
                 "before": None if f.value_baseline is None else round(float(f.value_baseline), 4),
                 "after": None if f.value_recent is None else round(float(f.value_recent), 4),
             }
-            for f in student_factors
+            # What raises the risk comes first: the first factor is the page's "top reason".
+            for f in sorted(student_factors, key=lambda f: (f.direction != "raises", -f.weight))
         ]
     return factors
 
