@@ -39,6 +39,8 @@ def test_batch_scores_every_school_and_rerun_replaces(district):
             assert p.factors and {"feature", "direction", "weeks", "before", "after"} <= set(
                 p.factors[0]
             )
+            directions = [f["direction"] for f in p.factors]
+            assert directions == sorted(directions, key=lambda d: d != "raises")
     again = predictions_score(as_of=district.week_start)
     assert again.predictions == 12
     assert Prediction.objects.count() == 12

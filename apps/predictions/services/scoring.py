@@ -39,8 +39,8 @@ from apps.features.selectors import (
 from apps.predictions.datasets import (
     STATIC_NUMERIC_COLUMNS,
     StudentFacts,
-    _age,
     encode_categories,
+    static_row,
 )
 from apps.predictions.loader import ActiveModel, NoActiveModel, active_model
 from apps.predictions.models import ModelStatus, ModelVersion, Prediction, ScoringRun
@@ -147,15 +147,10 @@ def _arrays(
         if enrollment is None:
             continue
         rows.append(row)
-        static_num.append(
-            [
-                float(enrollment.grade_level),
-                float(student.stipend),
-                float(student.disability),
-                _age(student.date_of_birth, cutoff),
-            ]
-        )
-        raw_cat.append([student.gender, str(enrollment.region_id), enrollment.school_type])
+        # The same helper as training: the static features cannot drift apart.
+        static = static_row(student, enrollment, cutoff)
+        static_num.append(static.numeric)
+        raw_cat.append(static.categorical)
     idx = np.asarray(rows, dtype=np.int64)
     n = len(idx)
     vocabulary = model.loaded.extra.get("categories") or [
@@ -216,7 +211,8 @@ def _explain(
                 "before": None if f.value_baseline is None else round(float(f.value_baseline), 4),
                 "after": None if f.value_recent is None else round(float(f.value_recent), 4),
             }
-            for f in student_factors
+            # What raises the risk comes first: the first factor is the page's "top reason".
+            for f in sorted(student_factors, key=lambda f: (f.direction != "raises", -f.weight))
         ]
     return factors
 
