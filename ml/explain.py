@@ -95,7 +95,13 @@ def explain(
     loaded = scorer.loaded
     # Quantised modules have no gradients; the float original explains the same ranking.
     device = torch.device("cpu") if scorer.quantized else scorer.device
-    model = loaded.model.to(device).eval()
+    model = loaded.model
+    # Moving a model re-flattens the GRU's weights, which races with a forward
+    # pass in another thread (a web process's batcher): only move when needed.
+    if next(model.parameters()).device != device:
+        model = model.to(device)
+    if model.training:
+        model.eval()
     names = list(feature_names or loaded.feature_columns)
     if len(names) != arrays.n_features:
         raise ValueError(f"{len(names)} feature names for {arrays.n_features} features")

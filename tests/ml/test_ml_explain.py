@@ -69,3 +69,27 @@ def test_quantized_scorers_and_own_mean_baselines_explain_too(
     explanations = explain(scorer, val.subset(range(5)), baseline="own_mean", top_k=2)
     assert all(len(f) <= 2 for f in explanations)
     assert all(f.kind == "weekly" for factors in explanations for f in factors)
+
+
+def test_explaining_while_other_threads_score_is_safe(
+    checkpoint_path: Path, tiny_split: tuple[SequenceArrays, SequenceArrays]
+) -> None:
+    # A web process explains one request while its batcher thread scores others
+    # on the same model; moving the model between devices mid-forward broke the
+    # GRU's flattened weights.
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, val = tiny_split
+    scorer = Scorer(load_checkpoint(checkpoint_path), "cpu")
+    expected = scorer.score(val)
+    subset = val.subset(np.arange(8))
+
+    def work(i: int) -> np.ndarray:
+        if i % 2:
+            explain(scorer, subset, top_k=2, steps=4)
+        return scorer.score(val)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(work, range(24)))
+    for probs in results:
+        np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
