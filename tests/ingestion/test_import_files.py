@@ -11,9 +11,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 from openpyxl import Workbook
 from rest_framework.test import APIClient
 
@@ -28,6 +31,7 @@ from apps.ingestion.services import (
     import_job_run,
     import_jobs_fail_stale,
 )
+from apps.ingestion.tasks import import_jobs_fail_stale_task
 from apps.students.models import AttendanceRecord, DataQualityFlag, QualityCheck
 from tests.factories import StaffScopeFactory
 from tests.ingestion.helpers import codes, run_import
@@ -186,6 +190,26 @@ def test_a_killed_worker_process_leaves_no_rows_and_the_stale_job_is_failed(
     job = import_job_run(job_id=job.pk)
     assert job.status == ImportStatus.DONE
     assert AttendanceRecord.objects.count() == 3
+
+
+def test_the_beat_schedule_fails_jobs_whose_heartbeat_stopped(world, tmp_path: Path) -> None:
+    path = tmp_path / "attendance.csv"
+    path.write_text(ATTENDANCE)
+    job = import_job_create(kind=ImportKind.ATTENDANCE, source=path, file_name="attendance.csv")
+    fresh = import_job_create(kind=ImportKind.ATTENDANCE, source=path, file_name="again.csv")
+    long_ago = timezone.now() - dt.timedelta(minutes=settings.EDUPULSE_IMPORT_STALE_MINUTES + 1)
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.LOADING, heartbeat_at=long_ago)
+    ImportJob.objects.filter(pk=fresh.pk).update(
+        status=ImportStatus.LOADING, heartbeat_at=timezone.now()
+    )
+    scheduled = PeriodicTask.objects.get(task=import_jobs_fail_stale_task.name)
+    assert scheduled.enabled and scheduled.interval is not None
+
+    assert import_jobs_fail_stale_task.apply().get() == [job.pk]
+    job.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (job.status, job.failure) == (ImportStatus.FAILED, "worker_lost")
+    assert fresh.status == ImportStatus.LOADING
 
 
 def test_quality_flags_perfect_attendance_and_a_drop_to_zero(world, tmp_path: Path) -> None:
