@@ -225,6 +225,8 @@ def caseload_view(request: HttpRequest) -> HttpResponse:
 
 
 def _caseload_export_rows(rows: list[CaseloadRow], show_risk: bool) -> list[list[Any]]:
+    # Translated once, not once per row: thousands of rows, three labels.
+    tier_labels = {value: str(label) for value, label in RiskTier.choices}
     out = []
     for row in rows:
         e = row.enrollment
@@ -232,7 +234,7 @@ def _caseload_export_rows(rows: list[CaseloadRow], show_risk: bool) -> list[list
         if show_risk:
             risk = row.risk
             line += [
-                risk.tier_label if risk else "",
+                tier_labels.get(risk.tier, risk.tier) if risk else "",
                 round(risk.probability, 3) if risk else "",
                 round(risk.change_since_last_week, 3)
                 if risk and risk.change_since_last_week is not None

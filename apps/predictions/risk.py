@@ -33,6 +33,16 @@ from apps.predictions.models import ModelStatus, ModelVersion, Prediction
 from apps.predictions.sentences import factor_sentence
 from apps.students.models import Enrollment, Student
 
+# What a StudentRisk is made of (an export reads thousands).
+RISK_FIELDS = (
+    "student_id",
+    "tier",
+    "probability",
+    "change_since_previous",
+    "factors",
+    "created_at",
+)
+
 
 class PredictionRiskSource:
     available = True
@@ -103,7 +113,7 @@ class PredictionRiskSource:
     def for_students(self, student_ids: Sequence[int]) -> dict[int, StudentRisk]:
         if not student_ids:
             return {}
-        rows = self._current_of(Student.objects.filter(pk__in=list(student_ids)))
+        rows = self._current_of(Student.objects.filter(pk__in=list(student_ids))).only(*RISK_FIELDS)
         return {p.student_id: self._risk(p) for p in rows}
 
     def history(self, student_id: int) -> list[RiskPoint]:
@@ -167,7 +177,7 @@ class PredictionRiskSource:
             .order_by(F("change").desc(nulls_last=True), "pk")
             .values("current")[:limit]
         )
-        risers = [self._risk(p) for p in self._rows().filter(pk__in=largest)]
+        risers = [self._risk(p) for p in self._rows().filter(pk__in=largest).only(*RISK_FIELDS)]
         return sorted(
             (r for r in risers if r.is_rising),
             key=lambda r: (-(r.change_since_last_week or 0), r.student_id),
