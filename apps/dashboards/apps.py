@@ -9,7 +9,7 @@ class DashboardsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.common.signals import student_data_changed
-        from apps.dashboards.selectors import overview_cache_clear
+        from apps.dashboards.receivers import schedule_overview_refresh
 
-        # The school overview caches its year aggregates; new records make them stale.
-        student_data_changed.connect(overview_cache_clear, dispatch_uid="dashboards-overview")
+        # The school overview reads summaries of the records; new records rewrite them.
+        student_data_changed.connect(schedule_overview_refresh, dispatch_uid="dashboards-overview")

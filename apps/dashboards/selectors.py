@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db.models import (
     Avg,
@@ -27,6 +26,7 @@ from django.db.models import (
 from django.shortcuts import get_object_or_404
 
 from apps.accounts.models import User
+from apps.dashboards.models import OverviewGroup, OverviewWeek
 from apps.dashboards.risk import risk_source
 from apps.feedback.models import OPEN_STATUSES, Intervention
 from apps.feedback.selectors import intervention_counts_annotations
@@ -113,33 +113,53 @@ class CaseloadFilters:
         return key
 
 
+# What the caseload and its exports show of each row: an export of 3,000 rows
+# otherwise spends more time building timestamps it never shows than on its SQL.
+CASELOAD_FIELDS = (
+    "student_id",
+    "school_id",
+    "grade_level",
+    "section",
+    "student__name",
+    "student__name_bn",
+    "student__student_id",
+    "school__name",
+    "school__name_bn",
+)
+
+
 def current_academic_year(today: dt.date) -> int:
     return academic_year_of(today)
 
 
-def caseload(user: User, filters: CaseloadFilters, *, today: dt.date) -> QuerySet[Enrollment]:
-    """One row per student in scope who is enrolled now: their open enrollment this year."""
-    month_start = today.replace(day=1)
-    attendance_month = (
-        AttendanceRecord.objects.filter(
-            student=OuterRef("student_id"),
-            school=OuterRef("school_id"),
-            date__gte=month_start,
-            date__lte=today,
-        )
-        .order_by()
-        .values("student")
-        .annotate(ratio=_attended_ratio())
-        .values("ratio")
-    )
+def caseload(
+    user: User, filters: CaseloadFilters, *, today: dt.date, with_month: bool = True
+) -> QuerySet[Enrollment]:
+    """One row per student in scope who is enrolled now: their open enrollment this year.
+
+    `with_month` annotates attendance this month row by row; a whole list
+    (`caseload_rows`) takes it from one grouped scan instead.
+    """
     rows: QuerySet[Enrollment] = (
         enrollments_visible_to(user)
         .filter(academic_year=current_academic_year(today), exit_date__isnull=True)
-        .annotate(
-            attendance_month=Subquery(attendance_month, output_field=FloatField()),
-            **intervention_counts_annotations(today),
-        )
+        .only(*CASELOAD_FIELDS)
+        .annotate(**intervention_counts_annotations(today))
     )
+    if with_month:
+        attendance_month = (
+            AttendanceRecord.objects.filter(
+                student=OuterRef("student_id"),
+                school=OuterRef("school_id"),
+                date__gte=today.replace(day=1),
+                date__lte=today,
+            )
+            .order_by()
+            .values("student")
+            .annotate(ratio=_attended_ratio())
+            .values("ratio")
+        )
+        rows = rows.annotate(attendance_month=Subquery(attendance_month, output_field=FloatField()))
     if filters.school:
         rows = rows.filter(school_id=filters.school)
     if filters.grade:
@@ -160,6 +180,8 @@ def caseload(user: User, filters: CaseloadFilters, *, today: dt.date) -> QuerySe
     if filters.tier or filters.rising:
         rows = source.filter(rows, tier=filters.tier, rising=filters.rising)
     sort = filters.effective_sort()
+    if sort.removeprefix("-") == "attendance":
+        return rows.order_by("pk")  # sorted in Python: see _attendance_order
     descending = sort.startswith("-")
     ordering = [
         F(name).desc(nulls_last=True) if descending else F(name).asc(nulls_last=True)
@@ -182,36 +204,72 @@ def _month_attendance(school_ids: set[int], today: dt.date) -> dict[int, float]:
     return dict(rows)
 
 
-def caseload_page(
-    user: User, filters: CaseloadFilters, *, today: dt.date, number: str | int | None
-) -> Page:
-    """One page of the caseload, in a fixed number of queries whatever the number of rows.
+def _attendance_order(
+    rows: QuerySet[Enrollment], filters: CaseloadFilters, today: dt.date
+) -> tuple[list[int], dict[int, float]]:
+    """The caseload's ids by attendance this month, and each student's ratio.
 
-    Sorting by attendance this month (the default until risk scores exist)
-    would make PostgreSQL run the attendance subquery once per enrolled
-    student; instead the month is aggregated for the schools in one grouped
-    scan of the (school, date) index, the ids are sorted here, and only the
-    page's rows are fetched with their annotations.
+    Sorting on the per-row subquery would make PostgreSQL run it once per
+    enrolled student; the month is aggregated for the schools in one grouped
+    scan of the (school, date) index and the ids are sorted here.
     """
-    rows = caseload(user, filters, today=today)
-    sort = filters.effective_sort()
-    if sort.removeprefix("-") != "attendance":
-        return Paginator(rows, PAGE_SIZE).get_page(number)
     keys = list(rows.order_by().values_list("pk", "student_id", "school_id"))
     ratios = _month_attendance({school_id for _pk, _student, school_id in keys}, today)
-    sign = -1 if sort.startswith("-") else 1
+    sign = -1 if filters.effective_sort().startswith("-") else 1
 
     def order(key: tuple[int, int, int]) -> tuple[bool, float, int]:
         ratio = ratios.get(key[1])
         return (ratio is None, sign * (ratio or 0.0), key[0])
 
     keys.sort(key=order)
-    page = Paginator(keys, PAGE_SIZE).get_page(number)
-    page_ids = [pk for pk, _student, _school in page.object_list]
-    fetched = {row.pk: row for row in rows.order_by().filter(pk__in=page_ids)}
-    ordered: list[Any] = [fetched[pk] for pk in page_ids if pk in fetched]
-    page.object_list = ordered
+    return [pk for pk, _student, _school in keys], ratios
+
+
+def _by_pk(rows: QuerySet[Enrollment], ids: list[int]) -> list[Enrollment]:
+    fetched = {row.pk: row for row in rows.order_by().filter(pk__in=ids)}
+    return [fetched[pk] for pk in ids if pk in fetched]
+
+
+def caseload_page(
+    user: User, filters: CaseloadFilters, *, today: dt.date, number: str | int | None
+) -> Page:
+    """One page of the caseload, in a fixed number of queries whatever the number of rows.
+
+    The ids are sorted and paged first, with nothing computed but the sort
+    key; then only the page's rows are fetched with their annotations
+    (attendance this month, plans, risk). Fetching the page directly would
+    have PostgreSQL compute every annotation for each row it skips on its way
+    to page 40.
+    """
+    rows = caseload(user, filters, today=today)
+    if filters.effective_sort().removeprefix("-") == "attendance":
+        ids, _ratios = _attendance_order(rows, filters, today)
+    else:
+        # Every id in order (a few thousand integers) rather than a count and a slice:
+        # one query fewer, and PostgreSQL sorts them all either way.
+        ids = list(rows.values_list("pk", flat=True))
+    page = Paginator(ids, PAGE_SIZE).get_page(number)
+    enrollments: Any = _by_pk(rows, list(page.object_list))
+    page.object_list = enrollments
     return page
+
+
+def caseload_rows(user: User, filters: CaseloadFilters, *, today: dt.date) -> list[Enrollment]:
+    """Every row of the caseload in its order (the exports), in a fixed number of queries.
+
+    Attendance this month comes from one grouped scan of the schools' month
+    rather than a subquery per row.
+    """
+    rows = caseload(user, filters, today=today, with_month=False)
+    if filters.effective_sort().removeprefix("-") == "attendance":
+        ids, ratios = _attendance_order(rows, filters, today)
+        enrollments = _by_pk(rows, ids)
+    else:
+        enrollments = list(rows)
+        ratios = _month_attendance({e.school_id for e in enrollments}, today)
+    for enrollment in enrollments:
+        enrollment.attendance_month = ratios.get(enrollment.student_id)  # type: ignore[attr-defined]
+    return enrollments
 
 
 @dataclass
@@ -352,17 +410,6 @@ def student_incidents(student: Student) -> list[DisciplineIncident]:
 
 # --- School overview -------------------------------------------------------------
 
-_OVERVIEW_VERSION_KEY = "dashboards:overview:version"
-OVERVIEW_CACHE_SECONDS = 15 * 60
-
-
-def overview_cache_clear(**_kwargs: Any) -> None:
-    """Receiver of student_data_changed: a new version makes every cached overview stale."""
-    try:
-        cache.incr(_OVERVIEW_VERSION_KEY)
-    except ValueError:
-        cache.set(_OVERVIEW_VERSION_KEY, 1, None)
-
 
 @dataclass
 class GroupRates:
@@ -385,100 +432,71 @@ class SchoolOverview:
     weekly: list[WeekAttendance]
 
 
-def _overview_compute(school: School, year: int, today: dt.date) -> SchoolOverview:
-    start, end = academic_year_bounds(year)
-    end = min(end, today)
-    enrollments = Enrollment.objects.filter(school=school, academic_year=year).order_by()
-    failing_mark = GradeRecord.objects.filter(
-        student=OuterRef("student_id"),
-        academic_year=year,
-        is_missing=False,
-        score__lt=F("max_score") * PASS_FRACTION,
-    )
+def school_overview(school: School, *, today: dt.date) -> SchoolOverview:
+    """One school's year in three small queries, whatever its size.
+
+    Students and open plans per grade and section are counted live (one
+    grouped scan of the year's enrollments); attendance and failing marks
+    come from the summaries `services.overview_refresh` keeps (OverviewWeek,
+    OverviewGroup), not from a year of daily records.
+    """
+    year = current_academic_year(today)
     open_plan = Intervention.objects.filter(
         student=OuterRef("student_id"), status__in=OPEN_STATUSES
     )
     per_group = {
-        (row["grade_level"], row["section"]): row
-        for row in enrollments.values("grade_level", "section").annotate(
-            students=Count("pk"),
-            failing=Count("pk", filter=Exists(failing_mark)),
-            with_open=Count("pk", filter=Exists(open_plan)),
+        (grade, section): (students, with_open)
+        for grade, section, students, with_open in Enrollment.objects.filter(
+            school=school, academic_year=year
         )
-    }
-    # Attendance is summed per student first (the (student, date) index), then
-    # per grade and section in Python: cheaper than joining 600k rows to enrollments.
-    attendance = (
-        AttendanceRecord.objects.filter(school=school, date__range=(start, end))
         .order_by()
-        .values("student_id")
-        .annotate(
-            attended=Count("pk", filter=Q(status__in=ATTENDED)),
-            days=Count("pk"),
-        )
-    )
-    group_of = {
-        student_id: (grade, section)
-        for student_id, grade, section in enrollments.values_list(
-            "student_id", "grade_level", "section"
-        )
+        .values_list("grade_level", "section")
+        .annotate(students=Count("pk"), with_open=Count("pk", filter=Exists(open_plan)))
     }
+    failing_by = dict(
+        ((grade, section), failing)
+        for grade, section, failing in OverviewGroup.objects.filter(
+            school=school, academic_year=year
+        ).values_list("grade_level", "section", "failing")
+    )
     attended_by: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
-    for per_student in attendance:
-        key = group_of.get(per_student["student_id"])
-        if key is not None:
-            attended_by[key][0] += per_student["attended"]
-            attended_by[key][1] += per_student["days"]
     weekly: dict[dt.date, WeekAttendance] = {}
-    daily = (
-        AttendanceRecord.objects.filter(school=school, date__range=(start, end))
-        .order_by()
-        .values("date")
-        .annotate(attended=Count("pk", filter=Q(status__in=ATTENDED)), days=Count("pk"))
-    )
-    for per_day in daily:
-        start_of_week = week_start_of(per_day["date"])
-        week = weekly.setdefault(start_of_week, WeekAttendance(start_of_week))
-        week.attended += per_day["attended"]
-        week.absent += per_day["days"] - per_day["attended"]
+    for week_start, grade, section, attended, recorded in OverviewWeek.objects.filter(
+        school=school, academic_year=year, week_start__lte=today
+    ).values_list("week_start", "grade_level", "section", "attended", "recorded"):
+        totals = attended_by[(grade, section)]
+        totals[0] += attended
+        totals[1] += recorded
+        week = weekly.setdefault(week_start, WeekAttendance(week_start))
+        week.attended += attended
+        week.absent += recorded - attended
     groups = []
-    for (grade, section), group in sorted(per_group.items()):
+    for (grade, section), (students, with_open) in sorted(per_group.items()):
         attended, days = attended_by.get((grade, section), (0, 0))
+        failing = failing_by.get((grade, section))
         groups.append(
             GroupRates(
                 grade_level=grade,
                 section=section,
-                students=group["students"],
+                students=students,
                 attendance_rate=attended / days if days else None,
-                failing_rate=group["failing"] / group["students"] if group["students"] else None,
-                open_interventions=group["with_open"],
+                failing_rate=failing / students if failing is not None and students else None,
+                open_interventions=with_open,
             )
         )
     students = sum(g.students for g in groups)
-    total_attended = sum(v[0] for v in attended_by.values())
-    total_days = sum(v[1] for v in attended_by.values())
-    failing = sum(group["failing"] for group in per_group.values())
+    total_attended = sum(totals[0] for totals in attended_by.values())
+    total_days = sum(totals[1] for totals in attended_by.values())
+    failing = sum(failing_by.get(key, 0) for key in per_group)
     return SchoolOverview(
         year=year,
         students=students,
         attendance_rate=total_attended / total_days if total_days else None,
-        failing_rate=failing / students if students else None,
+        failing_rate=failing / students if failing_by and students else None,
         open_interventions=sum(g.open_interventions for g in groups),
         groups=groups,
         weekly=sorted(weekly.values(), key=lambda w: w.week_start),
     )
-
-
-def school_overview(school: School, *, today: dt.date) -> SchoolOverview:
-    """The year's aggregates for one school, cached until the data changes or 15 minutes pass."""
-    year = current_academic_year(today)
-    version = cache.get_or_set(_OVERVIEW_VERSION_KEY, 1, None)
-    key = f"dashboards:overview:{version}:{school.pk}:{year}:{today.isoformat()}"
-    overview = cache.get(key)
-    if overview is None:
-        overview = _overview_compute(school, year, today)
-        cache.set(key, overview, OVERVIEW_CACHE_SECONDS)
-    return overview
 
 
 def school_for_user(user: User, pk: int | None) -> School | None:

@@ -31,9 +31,9 @@ from apps.dashboards.forms import (
 )
 from apps.dashboards.risk import RiskTier, StudentRisk, risk_source
 from apps.dashboards.selectors import (
-    caseload,
     caseload_options,
     caseload_page,
+    caseload_rows,
     new_high_risk_since,
     school_for_user,
     school_overview,
@@ -44,7 +44,11 @@ from apps.dashboards.selectors import (
     student_weekly_attendance,
     week_start_of,
 )
-from apps.dashboards.services import caseload_visit_record, preferred_language_set
+from apps.dashboards.services import (
+    caseload_visit_record,
+    overview_ensure,
+    preferred_language_set,
+)
 from apps.feedback.models import AuditAction, Intervention
 from apps.feedback.selectors import (
     feedback_of_student,
@@ -221,6 +225,8 @@ def caseload_view(request: HttpRequest) -> HttpResponse:
 
 
 def _caseload_export_rows(rows: list[CaseloadRow], show_risk: bool) -> list[list[Any]]:
+    # Translated once, not once per row: thousands of rows, three labels.
+    tier_labels = {value: str(label) for value, label in RiskTier.choices}
     out = []
     for row in rows:
         e = row.enrollment
@@ -228,7 +234,7 @@ def _caseload_export_rows(rows: list[CaseloadRow], show_risk: bool) -> list[list
         if show_risk:
             risk = row.risk
             line += [
-                risk.tier_label if risk else "",
+                tier_labels.get(risk.tier, risk.tier) if risk else "",
                 round(risk.probability, 3) if risk else "",
                 round(risk.change_since_last_week, 3)
                 if risk and risk.change_since_last_week is not None
@@ -258,7 +264,7 @@ def caseload_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
     user = _user(request)
     today = timezone.localdate()
     _form, filters = _caseload_filters(request, today)
-    enrollments = list(caseload(user, filters, today=today))
+    enrollments = caseload_rows(user, filters, today=today)
     source = risk_source()
     risks = source.for_students([e.student_id for e in enrollments])
     rows = [CaseloadRow(enrollment=e, risk=risks.get(e.student_id)) for e in enrollments]
@@ -567,6 +573,7 @@ def overview_view(request: HttpRequest) -> HttpResponse:
         "nav": "overview",
     }
     if school is not None:
+        overview_ensure(school=school, academic_year=academic_year_of(today))
         overview = school_overview(school, today=today)
         source = risk_source()
         tier_counts = source.tier_counts([school.pk])
@@ -606,6 +613,7 @@ def overview_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
     school = school_for_user(user, _school_param(request))
     if school is None:
         raise Http404
+    overview_ensure(school=school, academic_year=academic_year_of(today))
     overview = school_overview(school, today=today)
     audit_record(
         user=user,

@@ -1,9 +1,13 @@
 """The dashboards' risk source over Prediction rows (the contract: apps/dashboards/risk.py).
 
-Every method answers in one query whatever the number of rows; "current"
-means each student's latest prediction by the active model. The active model
-is looked up once per request (reset by Django's request signals), so a page
-costs exactly one more query than without scores.
+Every method answers in a fixed number of queries (one; two for
+`for_students`) whatever the number of rows. "Current" means each student's
+latest prediction by the active model, found with one step on the
+(student, week, model) index per student: it costs the same in week 40 as in
+week 2, where a window over every student's history grew with each week
+scored. The schools' students (`tier_counts`, `top_risers`) are those
+enrolled there now. The active model is looked up once per request (reset by
+Django's request signals).
 """
 
 from __future__ import annotations
@@ -13,13 +17,31 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from django.db.models import F, OuterRef, QuerySet, Subquery, Window
-from django.db.models.functions import RowNumber
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 
 from apps.dashboards.risk import RiskFactor, RiskPoint, RiskSource, StudentRisk
 from apps.predictions.models import ModelStatus, ModelVersion, Prediction
 from apps.predictions.sentences import factor_sentence
-from apps.students.models import Enrollment
+from apps.students.models import Enrollment, Student
+
+# What a StudentRisk is made of (an export reads thousands).
+RISK_FIELDS = (
+    "student_id",
+    "tier",
+    "probability",
+    "change_since_previous",
+    "factors",
+    "created_at",
+)
 
 
 class PredictionRiskSource:
@@ -33,21 +55,44 @@ class PredictionRiskSource:
     def _rows(self) -> QuerySet[Prediction]:
         return Prediction.objects.filter(model_version_id=self.model_version_id)
 
-    def _current(self, rows: QuerySet[Prediction]) -> QuerySet[Prediction]:
-        return rows.annotate(
-            current_rank=Window(
-                RowNumber(),
-                partition_by=[F("student_id")],
-                order_by=[F("week_start").desc(), F("created_at").desc()],
-            )
-        ).filter(current_rank=1)
+    def _latest(self, field: str, *, student: str = "student_id") -> Subquery:
+        """`field` of the current prediction of the outer row's student.
 
-    def _latest(self, field: str) -> Subquery:
+        One backward step on the (student, week, model) unique index per
+        student, whatever the length of their history. One model has at most
+        one row per student and week, so the week alone orders them.
+        """
         return Subquery(
             self._rows()
-            .filter(student_id=OuterRef("student_id"))
-            .order_by("-week_start", "-created_at")
+            .filter(student_id=OuterRef(student))
+            .order_by("-week_start")
             .values(field)[:1]
+        )
+
+    def _current_of(self, students: QuerySet[Student]) -> QuerySet[Prediction]:
+        """The current predictions of these students, found per student.
+
+        The ids come first (one index step per student), then the rows by
+        primary key: a window over every student's history, or a join
+        PostgreSQL would plan as a scan of the whole table, costs more with
+        each week scored.
+        """
+        ids = [
+            pk
+            for pk in students.order_by()
+            .annotate(current=self._latest("pk", student="pk"))
+            .values_list("current", flat=True)
+            if pk is not None
+        ]
+        return self._rows().filter(pk__in=ids)
+
+    @staticmethod
+    def _enrolled_at(school_ids: Sequence[int]) -> QuerySet[Student]:
+        """The schools' students now: those with an enrollment there that has not ended."""
+        return Student.objects.filter(
+            pk__in=Enrollment.objects.filter(
+                school_id__in=list(school_ids), exit_date__isnull=True
+            ).values("student_id")
         )
 
     @staticmethod
@@ -68,7 +113,7 @@ class PredictionRiskSource:
     def for_students(self, student_ids: Sequence[int]) -> dict[int, StudentRisk]:
         if not student_ids:
             return {}
-        rows = self._current(self._rows().filter(student_id__in=list(student_ids)))
+        rows = self._current_of(Student.objects.filter(pk__in=list(student_ids))).only(*RISK_FIELDS)
         return {p.student_id: self._risk(p) for p in rows}
 
     def history(self, student_id: int) -> list[RiskPoint]:
@@ -79,7 +124,7 @@ class PredictionRiskSource:
         latest = (
             self._rows()
             .filter(student_id=student_id)
-            .order_by("-week_start", "-created_at")
+            .order_by("-week_start")
             .only("factors")
             .first()
         )
@@ -94,26 +139,49 @@ class PredictionRiskSource:
         ]
 
     def tier_counts(self, school_ids: Sequence[int]) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        rows = self._current(self._rows().filter(school_id__in=list(school_ids)))
-        for tier in rows.values_list("tier", flat=True):
-            counts[tier] = counts.get(tier, 0) + 1
-        return counts
+        # Grouped by the subquery itself: a filter on it would run it twice per student.
+        rows = (
+            self._enrolled_at(school_ids)
+            .order_by()
+            .annotate(tier=self._latest("tier", student="pk"))
+            .values("tier")
+            .annotate(students=Count("pk"))
+        )
+        return {row["tier"]: row["students"] for row in rows if row["tier"] is not None}
 
     def new_high_risk_count(self, student_ids: QuerySet, since: dt.datetime | None) -> int:
-        rows = self._current(self._rows().filter(student_id__in=student_ids.values("pk")))
-        ids = [
-            created
-            for tier, created in rows.values_list("tier", "created_at")
-            if tier == "high" and (since is None or created > since)
-        ]
-        return len(ids)
+        new_high = Q(tier="high") if since is None else Q(tier="high", created_at__gt=since)
+        is_new_high = Subquery(
+            self._rows()
+            .filter(student_id=OuterRef("pk"))
+            .order_by("-week_start")
+            .annotate(new_high=ExpressionWrapper(new_high, output_field=BooleanField()))
+            .values("new_high")[:1]
+        )
+        return (
+            Student.objects.filter(pk__in=student_ids.values("pk"))
+            .annotate(new_high=is_new_high)
+            .filter(new_high=True)
+            .count()
+        )
 
     def top_risers(self, school_ids: Sequence[int], limit: int) -> list[StudentRisk]:
-        rows = self._current(self._rows().filter(school_id__in=list(school_ids)))
-        rising = [p for p in rows if (p.change_since_previous or 0) > 0]
-        rising.sort(key=lambda p: (-(p.change_since_previous or 0), p.student_id))
-        return [self._risk(p) for p in rising[:limit]]
+        # The largest changes first, then only the rises among them: a filter on
+        # the change would look it up twice per student.
+        largest = (
+            self._enrolled_at(school_ids)
+            .annotate(
+                current=self._latest("pk", student="pk"),
+                change=self._latest("change_since_previous", student="pk"),
+            )
+            .order_by(F("change").desc(nulls_last=True), "pk")
+            .values("current")[:limit]
+        )
+        risers = [self._risk(p) for p in self._rows().filter(pk__in=largest).only(*RISK_FIELDS)]
+        return sorted(
+            (r for r in risers if r.is_rising),
+            key=lambda r: (-(r.change_since_last_week or 0), r.student_id),
+        )
 
     def annotate(self, enrollments: QuerySet[Enrollment]) -> QuerySet[Enrollment]:
         return enrollments.annotate(

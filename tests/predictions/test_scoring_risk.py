@@ -11,7 +11,7 @@ from apps.dashboards.risk import NoPredictions, RiskTier, risk_source
 from apps.predictions.models import ModelStatus, ModelVersion, Prediction
 from apps.predictions.risk import PredictionRiskSource
 from apps.predictions.sentences import factor_sentence
-from apps.students.models import Enrollment
+from apps.students.models import Enrollment, Student
 from tests.predictions.scoring_support import district_make
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +77,8 @@ def test_each_method_costs_the_same_queries_for_few_and_many(scored):
         return len(queries)
 
     ids = [s.pk for s in scored.students]
-    assert cost(ids[:2]) == cost(ids) == 6
+    # for_students takes two: the current ids (one index step per student), then the rows.
+    assert cost(ids[:2]) == cost(ids) == 7
 
 
 def test_caseload_sorting_and_filters_in_sql(scored):
@@ -104,6 +105,47 @@ def test_caseload_sorting_and_filters_in_sql(scored):
     risers = source.top_risers([s.pk for s in scored.schools], 3)
     changes = [r.change_since_last_week for r in risers]
     assert all(c > 0 for c in changes) and changes == sorted(changes, reverse=True)
+
+
+def test_school_figures_read_each_enrolled_students_latest_prediction(scored):
+    source = risk_source()
+    school = scored.schools[0]
+    mine = [e.student_id for e in Enrollment.objects.filter(school=school).order_by("student_id")]
+    left, unscored = mine[0], mine[1]
+    Enrollment.objects.filter(student_id=left).update(
+        exit_date=scored.week_start, exit_reason="transferred"
+    )
+    # Not scored in the latest week: the earlier prediction is still the current one.
+    Prediction.objects.filter(student_id=unscored, week_start=scored.week_start).delete()
+    earlier = Prediction.objects.get(student_id=unscored)
+    Prediction.objects.filter(pk=earlier.pk).update(tier="high", change_since_previous=0.5)
+    for i, pk in enumerate(mine[2:]):
+        Prediction.objects.filter(student_id=pk, week_start=scored.week_start).update(
+            tier=RiskTier.values[i % 3], change_since_previous=0.01 * (i - 1)
+        )
+    current = {}
+    for p in Prediction.objects.order_by("week_start"):
+        current[p.student_id] = p  # the latest wins
+    enrolled = [pk for pk in mine if pk != left]
+    tiers: dict[str, int] = {}
+    for pk in enrolled:
+        tiers[current[pk].tier] = tiers.get(current[pk].tier, 0) + 1
+    assert source.tier_counts([school.pk]) == tiers
+    rising = sorted(
+        (current[pk] for pk in enrolled if (current[pk].change_since_previous or 0) > 0),
+        key=lambda p: (-p.change_since_previous, p.student_id),
+    )
+    risers = source.top_risers([school.pk], 3)
+    assert [r.prediction_id for r in risers] == [p.pk for p in rising[:3]]
+    assert risers[0].student_id == unscored
+    everyone = Student.objects.filter(pk__in=[s.pk for s in scored.students])
+    high = [p for p in current.values() if p.tier == "high"]
+    assert source.new_high_risk_count(everyone, None) == len(high) > 0
+    newest = max(p.created_at for p in high)
+    assert source.new_high_risk_count(everyone, newest) == 0
+    assert source.new_high_risk_count(everyone, newest - dt.timedelta(microseconds=1)) == len(
+        [p for p in high if p.created_at == newest]
+    )
 
 
 def test_sentences_in_both_languages():
