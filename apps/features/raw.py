@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ import pandas as pd
 from django.db import connection, transaction
 
 from apps.features import pgcopy
+from apps.features.calendar import popcount7
 from apps.students.models import (
     AttendanceRecord,
     DisciplineIncident,
@@ -56,11 +59,21 @@ def _in_ids(column: str, ids: Ids | None) -> tuple[str, list[Any]]:
     return clause, [json.dumps(values)]  # noqa: S608
 
 
+@contextmanager
+def _roomy(work_mem: str) -> Iterator[None]:
+    """On PostgreSQL, a transaction whose aggregates may use `work_mem` each."""
+    if not _postgres():
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Big aggregates hash in memory instead of spilling to disk.
+        cursor.execute(f"SET LOCAL work_mem = '{work_mem}'")
+        yield
+
+
 def _frame(sql: str, params: list[Any], columns: list[tuple[str, str, int]]) -> pd.DataFrame:
     if _postgres():
-        with transaction.atomic(), connection.cursor() as cursor:
-            # Big aggregates hash in memory instead of spilling to disk.
-            cursor.execute("SET LOCAL work_mem = '256MB'")
+        with _roomy("256MB"):
             return pd.DataFrame(pgcopy.fetch_packed(sql, params, columns))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -73,57 +86,103 @@ def _frame(sql: str, params: list[Any], columns: list[tuple[str, str, int]]) -> 
 
 
 STATUS_SHIFT = {"present": 0, "absent": 7, "excused": 14, "late": 21}
+# The year's attendance aggregate holds a group per student-week (about 150
+# bytes each, 4M groups for 100,000 students x 40 weeks): below this it
+# spills to disk and takes about twice as long.
+ATTENDANCE_WORK_MEM = "512MB"
+
+
+@dataclass
+class WeekBits:
+    """The attendance records of a date range, folded per student-week.
+
+    `students`: one row per student and week (index from the origin), sorted
+    by both: student_id, week, rec, absent, excused, late (7-bit day masks,
+    bit d = origin day 7 * week + d). `school_weeks`: records and attended
+    days per school (the record's) and week, the data checks' input.
+    """
+
+    students: pd.DataFrame
+    school_weeks: pd.DataFrame
 
 
 def attendance_week_bits(
     *, origin: dt.date, first: dt.date, last: dt.date, student_ids: Ids | None
-) -> pd.DataFrame:
-    """Per student and week (index from `origin`): day masks of the records in [first, last].
+) -> WeekBits:
+    """The records in [first, last] of the students (all if None), in one aggregate.
 
-    The database folds a student's week into one 28-bit integer, four 7-bit
-    masks side by side (present, absent, excused, late; bit d = origin day
-    7 * week + d). Each (student, date) is unique, so summing distinct powers
-    of two is a bitwise OR, and an int4 sum stays in fast integer arithmetic.
+    The database folds a student's week at a school into one 28-bit integer,
+    four 7-bit masks side by side (present, absent, excused, late). Each
+    (student, date) is unique, so summing distinct powers of two is a
+    bitwise OR, and an int4 sum stays in fast integer arithmetic. Grouping
+    by the record's school too gives the school-week totals of the data
+    checks from the same pass over the table.
     """
     table = AttendanceRecord._meta.db_table
     offset = _day_offset("a.date")
     shift = " ".join(f"WHEN '{status}' THEN {bit}" for status, bit in STATUS_SHIFT.items())
     where, id_params = _in_ids("a.student_id", student_ids)
     inner = (
-        f"SELECT a.student_id AS student_id, {offset} / 7 AS week, "  # noqa: S608
+        f"SELECT a.student_id AS student_id, a.school_id AS school_id, "  # noqa: S608
+        f"{offset} / 7 AS week, "
         f"SUM(1 << ({offset} %% 7 + CASE a.status {shift} ELSE 0 END)) AS masks "
         f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where} "
-        f"GROUP BY a.student_id, week"
+        f"GROUP BY a.student_id, a.school_id, week"
     )
     params = [origin, origin, first, last, *id_params]
     if _postgres():
-        # One bigint per student-week (student << 34 | week << 28 | masks), packed;
-        # Student pks stay far below 2**29.
-        packed = pgcopy.fetch_packed(
-            f"SELECT (q.student_id::bigint << 34) | (q.week::bigint << 28) "  # noqa: S608
-            f"| q.masks AS packed FROM ({inner}) AS q",
-            params,
-            [("packed", "int8", 0)],
-        )["packed"].astype(np.int64)
-        student = packed >> 34
-        week = (packed >> 28) & 63
-        masks = packed & ((1 << 28) - 1)
+        # One bigint per student-school-week (student << 34 | week << 28 |
+        # masks) and the school; Student pks stay far below 2**29.
+        with _roomy(ATTENDANCE_WORK_MEM):
+            out = pgcopy.fetch_packed(
+                f"SELECT (q.student_id::bigint << 34) | (q.week::bigint << 28) "  # noqa: S608
+                f"| q.masks AS packed, q.school_id::bigint AS school_id FROM ({inner}) AS q",
+                params,
+                [("packed", "int8", 0), ("school_id", "int8", 0)],
+            )
+        packed = out["packed"].astype(np.int64)
+        school = out["school_id"].astype(np.int64)
     else:
         with connection.cursor() as cursor:
             cursor.execute(inner, params)
-            rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 3)
-        student, week, masks = rows[:, 0], rows[:, 1], rows[:, 2]
-    absent, excused, late = (masks >> 7) & 127, (masks >> 14) & 127, (masks >> 21) & 127
+            rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 4)
+        packed = (rows[:, 0] << 34) | (rows[:, 2] << 28) | rows[:, 3]
+        school = rows[:, 1]
+    return WeekBits(students=_student_weeks(packed), school_weeks=_school_weeks(packed, school))
+
+
+def _student_weeks(packed: np.ndarray) -> pd.DataFrame:
+    packed = np.sort(packed)  # by student, then week
+    key = packed >> 28
+    masks = packed & ((1 << 28) - 1)
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else key
+    if len(starts) < len(key):
+        # Records at two schools in one week (a transfer mid-week): one row.
+        masks = np.bitwise_or.reduceat(masks, starts)
+        key = key[starts]
     return pd.DataFrame(
         {
-            "student_id": student,
-            "week": week,
+            "student_id": key >> 6,
+            "week": key & 63,
             "rec": (masks | masks >> 7 | masks >> 14 | masks >> 21) & 127,
-            "absent": absent,
-            "excused": excused,
-            "late": late,
+            "absent": (masks >> 7) & 127,
+            "excused": (masks >> 14) & 127,
+            "late": (masks >> 21) & 127,
         }
     )
+
+
+def _school_weeks(packed: np.ndarray, school: np.ndarray) -> pd.DataFrame:
+    masks = packed & ((1 << 28) - 1)
+    frame = pd.DataFrame(
+        {
+            "school_id": school,
+            "week": (packed >> 28) & 63,
+            "rec": popcount7(masks | masks >> 7 | masks >> 14 | masks >> 21),
+            "attended": popcount7(masks | masks >> 21),  # present or late
+        }
+    )
+    return frame.groupby(["school_id", "week"], as_index=False, sort=False).sum()
 
 
 SCHOOL_WEEK_COLUMNS = [

@@ -94,6 +94,7 @@ def _compute(
 ) -> tuple[store.Rows, list[validation.Flag]]:
     grid = build_grid(calendar, student_ids, first_week=first_week, last_week=last_week)
     grid.preloaded = preloaded
+    grid.state_from = max(first_week, last_week - STATE_WEEKS + 1)
     if previous is not None:
         grid.previous = {c: previous[:, i] for i, c in enumerate(definition.columns)}
     if void:
@@ -115,16 +116,21 @@ def _compute(
         if size:
             assert extracted.state is not None
             states.append(extracted.state)
-    window = np.zeros(grid.shape, dtype=bool)
-    window[:, first_week : last_week + 1] = True
-    rows, weeks = np.nonzero(grid.enrolled & window)
-    row_values = np.stack([v[rows, weeks] for v in values], axis=1).astype(np.float32)
-    row_state = (
-        np.concatenate([s[rows, weeks] for s in states], axis=1).astype(np.int16)
-        if states
-        else np.zeros((len(rows), 0), dtype=np.int16)
-    )
-    schools = grid.school[rows, weeks]
+    # One row per enrolled student-week of the window, in (student, week)
+    # order; a boolean mask gathers each [N, window] column in one pass.
+    window = grid.window
+    enrolled = grid.enrolled[:, window]
+    rows, weeks = np.nonzero(enrolled)
+    row_values = np.empty((len(rows), len(values)), dtype=np.float32)
+    for i, column in enumerate(values):
+        row_values[:, i] = column[enrolled]
+    weeks += first_week
+    keep_state = weeks >= grid.state_from
+    row_state = np.zeros((len(rows), definition.state_size), dtype=np.int16)
+    if states:
+        kept = enrolled[:, grid.state_from - first_week :]
+        row_state[keep_state] = np.concatenate([s[kept] for s in states], axis=1)
+    schools = grid.school[:, window][enrolled]
     flags = validation.out_of_range(
         row_values, definition.columns, definition.ranges, schools=schools, weeks=weeks
     )
@@ -132,10 +138,10 @@ def _compute(
         student_id=grid.student_ids[rows],
         school_id=schools,
         week_start=calendar.week_starts[weeks],
-        in_session=grid.in_session[rows, weeks],
+        in_session=grid.in_session[:, window][enrolled],
         values=row_values,
         state=row_state,
-        keep_state=weeks > last_week - STATE_WEEKS,
+        keep_state=keep_state,
     )
     return batch, flags
 
@@ -302,20 +308,28 @@ def features_build(
     check_schools = (
         None if full_scope else raw.schools_of(academic_year=academic_year, student_ids=ids)
     )
-    flags, void = validation.school_week_checks(
-        calendar, school_ids=check_schools, first_week=first_week, last_week=last_week
-    )
     # The attendance of every student in scope in one pass: the table is laid
     # out by date (imports arrive week by week), so reading it per chunk of
-    # students would read every page once per chunk.
-    preloaded = {
-        "attendance": raw.attendance_week_bits(
-            origin=calendar.origin_date,
-            first=max(calendar.start, calendar.week_start(first_week)),
-            last=min(calendar.end, calendar.week_end(last_week)),
-            student_ids=None if full_scope else ids,
-        ).sort_values(["student_id", "week"], kind="stable", ignore_index=True)
-    }
+    # students would read every page once per chunk. Reading every record
+    # (full scope) from the week the checks look back to gives the checks'
+    # school-week totals too, saving them a second pass.
+    first_day, last_day = validation.checked_weeks(calendar, first_week, last_week)
+    if not full_scope:
+        first_day = max(calendar.start, calendar.week_start(first_week))
+    bits = raw.attendance_week_bits(
+        origin=calendar.origin_date,
+        first=first_day,
+        last=last_day,
+        student_ids=None if full_scope else ids,
+    )
+    flags, void = validation.school_week_checks(
+        calendar,
+        school_ids=check_schools,
+        first_week=first_week,
+        last_week=last_week,
+        totals=bits.school_weeks if full_scope else None,
+    )
+    preloaded = {"attendance": bits.students}
     writer = _Writer()
     try:
         _build_chunks(

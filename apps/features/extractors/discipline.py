@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 
 from apps.features import raw
-from apps.features.extractors.base import Extracted, Extractor, Grid
+from apps.features.extractors.base import (
+    Extracted,
+    Extractor,
+    Grid,
+    in_window,
+    with_rows_recomputed,
+)
 
 
 class DisciplineExtractor(Extractor):
@@ -39,14 +45,18 @@ class DisciplineExtractor(Extractor):
 
     def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
         calendar = grid.calendar
-        if grid.previous is None:
+
+        def year(subgrid: Grid) -> Extracted:
             frame = raw.incidents(
                 origin=calendar.origin_date,
                 first=calendar.start,
                 last=calendar.end,
-                student_ids=grid.student_ids,
+                student_ids=subgrid.student_ids,
             )
-            return self._from_incidents(grid, frame)
+            return self._from_incidents(subgrid, frame)
+
+        if grid.previous is None:
+            return in_window(grid, year(grid))
         # Incremental: without an incident in the rebuilt weeks, counts are 0
         # and the weeks since the last one keep counting from the week before.
         first = max(calendar.start, calendar.week_start(grid.first_week))
@@ -57,18 +67,17 @@ class DisciplineExtractor(Extractor):
             student_ids=grid.student_ids,
         )
         changed = np.unique(recent["student_id"].to_numpy())
-        frame = raw.incidents(
-            origin=calendar.origin_date,
-            first=calendar.start,
-            last=calendar.end,
-            student_ids=changed,
-        )
-        result = self._from_incidents(grid, frame)
-        keep = ~np.isin(grid.student_ids, changed)
-        elapsed = np.arange(grid.shape[1])[None, :] - (grid.first_week - 1)
-        since = np.minimum(grid.carried("weeks_since_incident") + elapsed, self.cap_weeks)
-        result.values["weeks_since_incident"][keep] = since[keep]
-        return result
+        shape = (len(grid.student_ids), grid.window_weeks)
+        elapsed = np.arange(1, grid.window_weeks + 1)[None, :]
+        carried = {
+            "incidents": np.zeros(shape),
+            "incident_severity": np.zeros(shape),
+            "suspension_days": np.zeros(shape),
+            "weeks_since_incident": np.minimum(
+                grid.carried("weeks_since_incident") + elapsed, self.cap_weeks
+            ),
+        }
+        return with_rows_recomputed(grid, carried, changed, year)
 
     def _from_incidents(self, grid: Grid, frame: pd.DataFrame) -> Extracted:
         n, w = grid.shape

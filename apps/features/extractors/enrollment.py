@@ -91,7 +91,7 @@ class EnrollmentExtractor(Extractor):
         }
 
     def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
-        n, w = grid.shape
+        n = len(grid.student_ids)
         start = grid.calendar.start
         origin = np.datetime64(grid.calendar.origin_date, "D")
         births = raw.birth_dates(origin=grid.calendar.origin_date, student_ids=grid.student_ids)
@@ -103,18 +103,19 @@ class EnrollmentExtractor(Extractor):
             )
             years = start.year - dob.year - before_birthday.astype(int)
             age[grid.rows_of(births["student_id"].to_numpy())] = np.asarray(years, dtype=np.float64)
-        expected = grid.grade_level + (self.entry_age - 1)
-        over_age = np.maximum(age[:, None] - expected, 0.0)
-
-        weeks_enrolled = np.cumsum(grid.in_session, axis=1).astype(np.float64)
+        window = grid.window
+        grade_level = grid.grade_level[:, window]
+        over_age = np.maximum(age[:, None] - (grade_level + (self.entry_age - 1)), 0.0)
+        # Counted from the year's first week, whatever the window.
+        weeks_enrolled = np.cumsum(grid.in_session, axis=1)[:, window].astype(np.float64)
         entries = grid.entry_weeks
         started = np.cumsum(
             grid.scatter_sum(entries["row"].to_numpy(), entries["week"].to_numpy()), axis=1
         )
-        school_changes = np.maximum(started - 1, 0)
+        school_changes = np.maximum(started[:, window] - 1, 0)
         return Extracted(
             values={
-                "grade_level": grid.grade_level.copy(),
+                "grade_level": grade_level,
                 "over_age": over_age,
                 "weeks_enrolled": weeks_enrolled,
                 "school_changes": school_changes,

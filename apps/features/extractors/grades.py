@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 
 from apps.features import raw
-from apps.features.extractors.base import Extracted, Extractor, Grid, forward_fill, ratio
+from apps.features.extractors.base import (
+    Extracted,
+    Extractor,
+    Grid,
+    forward_fill,
+    in_window,
+    ratio,
+    with_rows_recomputed,
+)
 
 
 class GradesExtractor(Extractor):
@@ -64,10 +72,11 @@ class GradesExtractor(Extractor):
                 academic_year=calendar.academic_year,
                 student_ids=grid.student_ids,
             )
-            return self._from_marks(grid, frame)
+            return in_window(grid, self._from_marks(grid, frame))
         # Incremental: a student with no mark dated in the rebuilt weeks keeps
         # the running values of the week before (every column here only
-        # changes on a new mark); only the others are recomputed from the year.
+        # changes on a new mark, and no mark that week is a NaN share); only
+        # the others are recomputed from the year.
         first_day, last_day = grid.window_days()
         recent = raw.grades(
             origin=calendar.origin_date,
@@ -76,18 +85,22 @@ class GradesExtractor(Extractor):
             days=(first_day, last_day),
         )
         changed = np.unique(recent["student_id"].to_numpy())
-        frame = raw.grades(
-            origin=calendar.origin_date,
-            academic_year=calendar.academic_year,
-            student_ids=changed,
-        )
-        result = self._from_marks(grid, frame)
-        keep = ~np.isin(grid.student_ids, changed)
-        for column in self.columns:
-            if column == "marks_share":
-                continue  # a weekly value: no mark that week is NaN, as computed
-            result.values[column][keep] = grid.carried(column)[keep]
-        return result
+        carried = {
+            column: np.full((len(grid.student_ids), grid.window_weeks), np.nan)
+            if column == "marks_share"
+            else grid.carried(column)
+            for column in self.columns
+        }
+
+        def year(subgrid: Grid) -> Extracted:
+            frame = raw.grades(
+                origin=calendar.origin_date,
+                academic_year=calendar.academic_year,
+                student_ids=subgrid.student_ids,
+            )
+            return self._from_marks(subgrid, frame)
+
+        return with_rows_recomputed(grid, carried, changed, year)
 
     def _from_marks(self, grid: Grid, frame: pd.DataFrame) -> Extracted:
         n, w = grid.shape
@@ -104,16 +117,15 @@ class GradesExtractor(Extractor):
             "marks_average": ratio(np.cumsum(week_sum, axis=1), np.cumsum(week_count, axis=1)),
         }
         codes = raw.subject_codes()
-        subject_code = np.array([codes.get(int(s), "") for s in frame["subject_id"]], dtype=object)
+        subject_ids = frame["subject_id"].to_numpy()
         for code in self.core_subjects:
-            sel = marked & (subject_code == code)
+            sel = marked & np.isin(subject_ids, [pk for pk, c in codes.items() if c == code])
             total = np.cumsum(grid.scatter_sum(rows[sel], weeks[sel], share[sel]), axis=1)
             count = np.cumsum(grid.scatter_sum(rows[sel], weeks[sel]), axis=1)
             values[f"marks_average_{code.lower()}"] = ratio(total, count)
 
         # A subject is failing while its latest mark is below the pass share.
         failing = np.zeros((n, w))
-        subject_ids = frame["subject_id"].to_numpy()
         for subject in np.unique(subject_ids[marked]):
             sel = marked & (subject_ids == subject)
             latest = forward_fill(
