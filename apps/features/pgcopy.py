@@ -133,6 +133,15 @@ def fetch_packed(
     return out
 
 
+def bigint_array(values: Sequence[int] | np.ndarray) -> str:
+    """A bigint[] literal to pass as one text parameter (`%s::bigint[]`).
+
+    psycopg adapts a list element by element in Python; the server parses
+    100,000 ids from one string in a few milliseconds.
+    """
+    return "{" + ",".join(map(str, np.asarray(values, dtype=np.int64).tolist())) + "}"
+
+
 def quote_column(name: str) -> str:
     return f"q.{connection.ops.quote_name(name)}"
 

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 from django.db import transaction
 
-from apps.features import raw
 from apps.features.calendar import YearCalendar
 from apps.students.models import DataQualityFlag, QualityCheck
 
@@ -47,23 +46,13 @@ def checked_weeks(
 
 
 def school_week_checks(
-    calendar: YearCalendar,
-    *,
-    school_ids: Sequence[int] | None,
-    first_week: int,
-    last_week: int,
-    totals: pd.DataFrame | None = None,
+    calendar: YearCalendar, *, first_week: int, last_week: int, totals: pd.DataFrame
 ) -> tuple[list[Flag], set[tuple[int, int]]]:
     """Flags for the school-weeks in [first_week, last_week] and the (school, week) pairs to void.
 
-    `totals` (school_id, week, rec, attended over `checked_weeks`) when the
-    build already read every record of those days; else they are read here.
+    `totals`: school_id, week, rec, attended of every record at the checked
+    schools over `checked_weeks` (`raw.attendance_week_bits`).
     """
-    if totals is None:
-        first, last = checked_weeks(calendar, first_week, last_week)
-        totals = raw.school_week_attendance(
-            origin=calendar.origin_date, first=first, last=last, school_ids=school_ids
-        )
     frame = totals
     if frame.empty:
         return [], set()

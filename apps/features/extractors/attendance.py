@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from apps.features import raw
 from apps.features.calendar import popcount7
-from apps.features.extractors.base import Extracted, Extractor, Grid, ratio
+from apps.features.extractors.base import Extracted, Extractor, Grid, Scope, ratio
 
 CUM_ATTENDED, CUM_RECORDED, SCHOOL_WEEKS, BASE_ATTENDED, BASE_RECORDED, RUN = range(6)
 
@@ -23,6 +24,7 @@ CUM_ATTENDED, CUM_RECORDED, SCHOOL_WEEKS, BASE_ATTENDED, BASE_RECORDED, RUN = ra
 class AttendanceExtractor(Extractor):
     name = "attendance"
     code_version = 1
+    sources = ("attendance",)
 
     def __init__(
         self,
@@ -79,18 +81,20 @@ class AttendanceExtractor(Extractor):
             **rates,
         }
 
+    def read(self, scope: Scope) -> dict[str, pd.DataFrame]:
+        calendar = scope.calendar
+        bits = raw.attendance_week_bits(
+            origin=calendar.origin_date,
+            first=max(calendar.start, calendar.week_start(scope.first_week)),
+            last=min(calendar.end, calendar.week_end(scope.last_week)),
+            student_ids=scope.student_ids,
+        )
+        return {"attendance": bits.students}
+
     def _bits(self, grid: Grid) -> tuple[np.ndarray, ...]:
         """The window's day masks, [N, window] each: recorded, absent, excused, late."""
-        calendar = grid.calendar
         n = len(grid.student_ids)
-        frame = grid.preloaded_rows("attendance")
-        if frame is None:
-            frame = raw.attendance_week_bits(
-                origin=calendar.origin_date,
-                first=max(calendar.start, calendar.week_start(grid.first_week)),
-                last=min(calendar.end, calendar.week_end(grid.last_week)),
-                student_ids=grid.student_ids,
-            ).students
+        frame = grid.sources(self)["attendance"]
         frame = frame[frame["week"].between(grid.first_week, grid.last_week)]
         rows = grid.rows_of(frame["student_id"].to_numpy())
         weeks = frame["week"].to_numpy() - grid.first_week

@@ -23,6 +23,34 @@ import pandas as pd
 from apps.features.calendar import YearCalendar, popcount7
 
 
+def rows_of_students(frame: pd.DataFrame, student_ids: np.ndarray) -> pd.DataFrame:
+    """The rows of `frame` (sorted by student_id) that belong to `student_ids` (sorted)."""
+    if not len(student_ids):
+        return frame.iloc[:0]
+    ids = frame["student_id"].to_numpy()
+    first = np.searchsorted(ids, student_ids[0], side="left")
+    last = np.searchsorted(ids, student_ids[-1], side="right")
+    part = frame.iloc[first:last]
+    return part[np.isin(part["student_id"].to_numpy(), student_ids)]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a build reads: its students, year and weeks."""
+
+    calendar: YearCalendar
+    student_ids: np.ndarray | None  # sorted; None: every student (whole tables, no id list)
+    first_week: int
+    last_week: int
+    # The students resume from their stored week before first_week (an
+    # update) rather than start from the year's first week.
+    resuming: bool
+
+    def window_days(self) -> tuple[int, int]:
+        """Days from the origin of the first and last day the build writes."""
+        return 7 * self.first_week, 7 * self.last_week + 6
+
+
 @dataclass
 class Grid:
     calendar: YearCalendar
@@ -36,7 +64,7 @@ class Grid:
     entry_weeks: pd.DataFrame  # one row per enrollment: row, week (of the entry date)
     # Student-weeks whose attendance records are held back as data errors.
     attendance_void: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
-    # Raw aggregates the build read once for many chunks (source name → frame
+    # Raw records the build read once for all its chunks (source name → frame
     # sorted by student_id); an extractor reads its own only when absent.
     preloaded: dict[str, pd.DataFrame] = field(default_factory=dict)
     # In an incremental build, every student's stored values of the week
@@ -46,9 +74,25 @@ class Grid:
     # the last weeks a build writes only): states are returned from there on.
     state_from: int = 0
 
-    def window_days(self) -> tuple[int, int]:
-        """Days from the origin of the first and last day this build writes."""
-        return 7 * self.first_week, 7 * self.last_week + 6
+    @property
+    def scope(self) -> Scope:
+        return Scope(
+            calendar=self.calendar,
+            student_ids=self.student_ids,
+            first_week=self.first_week,
+            last_week=self.last_week,
+            resuming=self.previous is not None,
+        )
+
+    def sources(self, extractor: Extractor) -> dict[str, pd.DataFrame]:
+        """The extractor's raw records for these students: cut from what the
+        build read for all its chunks, or read now."""
+        names = extractor.sources
+        if all(name in self.preloaded for name in names):
+            return {
+                name: rows_of_students(self.preloaded[name], self.student_ids) for name in names
+            }
+        return extractor.read(self.scope)
 
     @property
     def window(self) -> slice:
@@ -85,16 +129,6 @@ class Grid:
             preloaded={},
             previous=None,
         )
-
-    def preloaded_rows(self, name: str) -> pd.DataFrame | None:
-        frame = self.preloaded.get(name)
-        if frame is None:
-            return None
-        ids = frame["student_id"].to_numpy()
-        first = np.searchsorted(ids, self.student_ids[0], side="left")
-        last = np.searchsorted(ids, self.student_ids[-1], side="right")
-        part = frame.iloc[first:last]
-        return part[np.isin(part["student_id"].to_numpy(), self.student_ids)]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -134,6 +168,14 @@ class Extractor(ABC):
     name: ClassVar[str]
     code_version: ClassVar[int]
     state_size: ClassVar[int] = 0
+    # The names of the frames `read` returns.
+    sources: ClassVar[tuple[str, ...]] = ()
+
+    def read(self, scope: Scope) -> dict[str, pd.DataFrame]:
+        """The raw records `extract` needs for the scope, each frame sorted by
+        student_id. A build reads them once for all its students and cuts
+        them per chunk of students (`Grid.sources`)."""
+        return {}
 
     @property
     @abstractmethod

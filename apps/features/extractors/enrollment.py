@@ -9,18 +9,26 @@ import pandas as pd
 
 from apps.features import raw
 from apps.features.calendar import YearCalendar
-from apps.features.extractors.base import Extracted, Extractor, Grid
+from apps.features.extractors.base import Extracted, Extractor, Grid, Scope
 
 
 def build_grid(
-    calendar: YearCalendar, student_ids: np.ndarray, *, first_week: int, last_week: int
+    calendar: YearCalendar,
+    student_ids: np.ndarray,
+    *,
+    first_week: int,
+    last_week: int,
+    enrollments: pd.DataFrame | None = None,
 ) -> Grid:
+    """The students' grid; `enrollments`: their rows of `raw.enrollments`, when already read."""
     student_ids = np.asarray(student_ids, dtype=np.int64)
     n, w = len(student_ids), calendar.weeks
     origin = calendar.origin_date
-    frame = raw.enrollments(
-        origin=origin, academic_year=calendar.academic_year, student_ids=student_ids
-    )
+    if enrollments is None:
+        enrollments = raw.enrollments(
+            origin=origin, academic_year=calendar.academic_year, student_ids=student_ids
+        )
+    frame = enrollments
     enrolled = np.zeros((n, w), dtype=bool)
     school = np.zeros((n, w), dtype=np.int64)
     grade = np.full((n, w), np.nan)
@@ -70,6 +78,7 @@ def build_grid(
 class EnrollmentExtractor(Extractor):
     name = "enrollment"
     code_version = 1
+    sources = ("births",)
 
     def __init__(self, *, entry_age: int = 6) -> None:
         # Grade 1 starts at six in Bangladesh, so grade g is expected at g + 5.
@@ -90,11 +99,18 @@ class EnrollmentExtractor(Extractor):
             "school_changes": (0, 12),
         }
 
+    def read(self, scope: Scope) -> dict[str, pd.DataFrame]:
+        return {
+            "births": raw.birth_dates(
+                origin=scope.calendar.origin_date, student_ids=scope.student_ids
+            )
+        }
+
     def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
         n = len(grid.student_ids)
         start = grid.calendar.start
         origin = np.datetime64(grid.calendar.origin_date, "D")
-        births = raw.birth_dates(origin=grid.calendar.origin_date, student_ids=grid.student_ids)
+        births = grid.sources(self)["births"]
         age = np.full(n, np.nan)
         if len(births):
             dob = pd.DatetimeIndex(origin + births["birth_day"].to_numpy().astype("timedelta64[D]"))

@@ -12,6 +12,7 @@ from apps.features.extractors.base import (
     Extracted,
     Extractor,
     Grid,
+    Scope,
     forward_fill,
     in_window,
     ratio,
@@ -22,6 +23,7 @@ from apps.features.extractors.base import (
 class GradesExtractor(Extractor):
     name = "grades"
     code_version = 1
+    sources = ("grades",)
 
     def __init__(
         self,
@@ -64,27 +66,26 @@ class GradesExtractor(Extractor):
             "missing_assessments": (0, 500),
         }
 
+    def read(self, scope: Scope) -> dict[str, pd.DataFrame]:
+        calendar = scope.calendar
+        marks = raw.grades(
+            origin=calendar.origin_date,
+            academic_year=calendar.academic_year,
+            student_ids=scope.student_ids,
+            # An update needs the marks of the rebuilt weeks only (see extract).
+            days=scope.window_days() if scope.resuming else None,
+        )
+        return {"grades": marks}
+
     def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
-        calendar = grid.calendar
+        marks = grid.sources(self)["grades"]
         if grid.previous is None:
-            frame = raw.grades(
-                origin=calendar.origin_date,
-                academic_year=calendar.academic_year,
-                student_ids=grid.student_ids,
-            )
-            return in_window(grid, self._from_marks(grid, frame))
+            return in_window(grid, self._from_marks(grid, marks))
         # Incremental: a student with no mark dated in the rebuilt weeks keeps
         # the running values of the week before (every column here only
         # changes on a new mark, and no mark that week is a NaN share); only
         # the others are recomputed from the year.
-        first_day, last_day = grid.window_days()
-        recent = raw.grades(
-            origin=calendar.origin_date,
-            academic_year=calendar.academic_year,
-            student_ids=grid.student_ids,
-            days=(first_day, last_day),
-        )
-        changed = np.unique(recent["student_id"].to_numpy())
+        changed = np.unique(marks["student_id"].to_numpy())
         carried = {
             column: np.full((len(grid.student_ids), grid.window_weeks), np.nan)
             if column == "marks_share"
@@ -94,8 +95,8 @@ class GradesExtractor(Extractor):
 
         def year(subgrid: Grid) -> Extracted:
             frame = raw.grades(
-                origin=calendar.origin_date,
-                academic_year=calendar.academic_year,
+                origin=subgrid.calendar.origin_date,
+                academic_year=subgrid.calendar.academic_year,
                 student_ids=subgrid.student_ids,
             )
             return self._from_marks(subgrid, frame)

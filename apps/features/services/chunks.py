@@ -1,0 +1,244 @@
+"""The build's inner loop: a chunk of students at a time, computed and written.
+
+A build reads every source once for all its students (`Extractor.read`);
+each chunk cuts its students' rows out, computes its weeks with numpy and is
+written (delete + binary COPY) by a second connection while the next chunk
+is computed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import connection, transaction
+
+from apps.features import store, validation
+from apps.features.calendar import YearCalendar
+from apps.features.definition import Definition
+from apps.features.extractors.base import rows_of_students
+from apps.features.extractors.enrollment import build_grid
+from apps.features.models import FeatureSet
+
+CHUNK_STUDENTS = 10_000
+# An update writes a few weeks per student: its chunks can hold more students
+# (the year-long grid of each still costs memory, hence the cap).
+MAX_CHUNK_STUDENTS = 50_000
+# The attendance state is kept in the rows of the last weeks a build writes
+# only: an update resumes from there (a weekly import, a re-import of the
+# last weeks); a correction further back recomputes the students' year.
+STATE_WEEKS = 4
+
+
+def chunk_size(calendar: YearCalendar, first_week: int, last_week: int) -> int:
+    """Students per chunk: about CHUNK_STUDENTS years' worth of weeks to write."""
+    weeks = last_week - first_week + 1
+    return min(MAX_CHUNK_STUDENTS, CHUNK_STUDENTS * max(1, calendar.weeks // weeks))
+
+
+@dataclass
+class Resume:
+    """The students an update resumes from their stored week before its first one."""
+
+    student_ids: np.ndarray  # int64 [n], sorted
+    states: np.ndarray  # int16 [n, S]: the extractors' state after that week
+    previous: np.ndarray  # float64 [n, F]: that week's values
+
+    @classmethod
+    def of(cls, stored: store.Stored, week_start: dt.date) -> Resume:
+        at = (stored.week_start == np.datetime64(week_start, "D")) & stored.has_state
+        return cls(
+            student_ids=stored.student_id[at],
+            states=stored.state[at],
+            previous=stored.values[at].astype(np.float64),
+        )
+
+
+def compute(
+    *,
+    definition: Definition,
+    calendar: YearCalendar,
+    student_ids: np.ndarray,
+    enrollments: pd.DataFrame,
+    first_week: int,
+    last_week: int,
+    state: np.ndarray | None,
+    previous: np.ndarray | None,
+    void: set[tuple[int, int]],
+    preloaded: dict[str, pd.DataFrame],
+) -> tuple[store.Rows, list[validation.Flag]]:
+    grid = build_grid(
+        calendar, student_ids, first_week=first_week, last_week=last_week, enrollments=enrollments
+    )
+    grid.preloaded = preloaded
+    grid.state_from = max(first_week, last_week - STATE_WEEKS + 1)
+    if previous is not None:
+        grid.previous = {c: previous[:, i] for i, c in enumerate(definition.columns)}
+    if void:
+        pairs = np.array(sorted(void), dtype=np.int64)
+        keys = pairs[:, 0] * 1000 + pairs[:, 1]
+        grid.attendance_void = np.isin(
+            grid.school * 1000 + np.arange(calendar.weeks)[None, :], keys
+        )
+        grid.attendance_void &= grid.school > 0
+    values: list[np.ndarray] = []
+    states: list[np.ndarray] = []
+    offset = 0
+    for extractor in definition.extractors:
+        size = extractor.state_size
+        own_state = None if state is None else state[:, offset : offset + size]
+        offset += size
+        extracted = extractor.extract(grid, own_state)
+        values.extend(extracted.values[column] for column in extractor.columns)
+        if size:
+            assert extracted.state is not None
+            states.append(extracted.state)
+    # One row per enrolled student-week of the window, in (student, week)
+    # order; a boolean mask gathers each [N, window] column in one pass.
+    window = grid.window
+    enrolled = grid.enrolled[:, window]
+    rows, weeks = np.nonzero(enrolled)
+    row_values = np.empty((len(rows), len(values)), dtype=np.float32)
+    for i, column in enumerate(values):
+        row_values[:, i] = column[enrolled]
+    weeks += first_week
+    keep_state = weeks >= grid.state_from
+    row_state = np.zeros((len(rows), definition.state_size), dtype=np.int16)
+    if states:
+        kept = enrolled[:, grid.state_from - first_week :]
+        row_state[keep_state] = np.concatenate([s[kept] for s in states], axis=1)
+    schools = grid.school[:, window][enrolled]
+    flags = validation.out_of_range(
+        row_values, definition.columns, definition.ranges, schools=schools, weeks=weeks
+    )
+    batch = store.Rows(
+        student_id=grid.student_ids[rows],
+        school_id=schools,
+        week_start=calendar.week_starts[weeks],
+        in_session=grid.in_session[:, window][enrolled],
+        values=row_values,
+        state=row_state,
+        keep_state=keep_state,
+    )
+    return batch, flags
+
+
+def _write(
+    *,
+    feature_set_id: int,
+    academic_year: int,
+    student_ids: np.ndarray,
+    week_from: dt.date,
+    batch: store.Rows,
+) -> int:
+    """Replace the students' rows from `week_from` on with `batch`, atomically."""
+    with transaction.atomic():
+        store.rows_delete(
+            feature_set_id=feature_set_id,
+            academic_year=academic_year,
+            student_ids=student_ids,
+            week_from=week_from,
+        )
+        return store.rows_insert(
+            feature_set_id=feature_set_id, academic_year=academic_year, rows=batch
+        )
+
+
+def _close_connection() -> None:
+    connection.close()  # resolved in the calling thread: that thread's connection
+
+
+class Writer:
+    """Writes batches on a second connection while the next chunk is computed.
+
+    The database ingests one chunk while numpy works on the next: on two
+    cores that overlap is most of the gain. Only outside a transaction (the
+    second connection could not see the caller's uncommitted rows) and on
+    PostgreSQL; elsewhere batches are written inline.
+    """
+
+    def __init__(self) -> None:
+        threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self.pool = ThreadPoolExecutor(max_workers=1) if threaded else None
+        self.pending: Future[int] | None = None
+        self.written = 0
+
+    def submit(self, **kwargs: Any) -> None:
+        if self.pool is None:
+            self.written += _write(**kwargs)
+            return
+        self.wait()
+        self.pending = self.pool.submit(_write, **kwargs)
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            self.written += self.pending.result()
+            self.pending = None
+
+    def close(self) -> int:
+        try:
+            self.wait()
+        finally:
+            if self.pool is not None:
+                # The thread's own connection, not the caller's.
+                self.pool.submit(_close_connection).result()
+                self.pool.shutdown()
+        return self.written
+
+
+def build_chunks(
+    *,
+    writer: Writer,
+    feature_set: FeatureSet,
+    definition: Definition,
+    calendar: YearCalendar,
+    ids: np.ndarray,
+    enrollments: pd.DataFrame,
+    first_week: int,
+    last_week: int,
+    chunk_students: int,
+    void: set[tuple[int, int]],
+    preloaded: dict[str, pd.DataFrame],
+    resume: Resume | None,
+    flags: list[validation.Flag],
+) -> None:
+    """Compute and write `ids` chunk by chunk; `resume` None: from the year's first week."""
+    for first in range(0, len(ids), chunk_students):
+        chunk = ids[first : first + chunk_students]
+        groups: list[tuple[np.ndarray, int, np.ndarray | None, np.ndarray | None]] = []
+        if resume is not None:
+            have = chunk[np.isin(chunk, resume.student_ids)]
+            at = np.searchsorted(resume.student_ids, have)
+            if len(have):
+                groups.append((have, first_week, resume.states[at], resume.previous[at]))
+            rest = np.setdiff1d(chunk, have)
+        else:
+            rest = chunk
+        if len(rest):
+            groups.append((rest, 0, None, None))
+        for group_ids, group_first, group_state, group_previous in groups:
+            batch, chunk_flags = compute(
+                definition=definition,
+                calendar=calendar,
+                student_ids=group_ids,
+                enrollments=rows_of_students(enrollments, group_ids),
+                first_week=group_first,
+                last_week=last_week,
+                state=group_state,
+                previous=group_previous,
+                void=void,
+                # Students without stored state start from week 0: their own reads.
+                preloaded=preloaded if group_first == first_week else {},
+            )
+            writer.submit(
+                feature_set_id=feature_set.pk,
+                academic_year=calendar.academic_year,
+                student_ids=group_ids,
+                week_from=calendar.week_start(group_first),
+                batch=batch,
+            )
+            flags.extend(chunk_flags)
