@@ -1,4 +1,5 @@
 import datetime as dt
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -133,6 +134,33 @@ def test_the_receiver_waits_for_the_commit(
     assert len(callbacks) == 1
     callbacks[0]()
     assert WeeklyFeature.objects.filter(student=student).exists()
+
+
+@pytest.mark.parametrize(("eager", "tasks"), [(True, 1), (False, 3)])
+def test_a_refresh_is_split_into_tasks_only_for_workers(
+    eager: bool,
+    tasks: int,
+    school: School,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Callable,
+) -> None:
+    from apps.features import receivers
+    from apps.features.tasks import features_refresh_task
+
+    monkeypatch.setattr(receivers, "TASK_STUDENTS", 2)
+    monkeypatch.setitem(features_refresh_task.app.conf, "task_always_eager", eager)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        student_data_changed.send(
+            sender=None,
+            student_ids=[1, 2, 3, 4, 5],
+            since=week(1),
+            until=None,
+            kinds=[],
+            source="t",
+        )
+    sent = [c.keywords["student_ids"] for c in callbacks if isinstance(c, functools.partial)]
+    assert len(sent) == tasks
+    assert sorted(i for ids in sent for i in ids) == [1, 2, 3, 4, 5]
 
 
 def test_the_refresh_task_is_routed_to_the_ml_queue() -> None:
