@@ -55,6 +55,12 @@ def rows_delete(
 ) -> int:
     clause, params = _ids_clause(student_ids)
     with connection.cursor() as cursor:
+        if _postgres() and connection.in_atomic_block:
+            # During a build the table's statistics are those of before it
+            # (an empty table after the first migration): the planner would
+            # scan the whole table once per chunk. The students' rows are
+            # found through the primary key (or the BRIN on week_start).
+            cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(
             f"DELETE FROM {TABLE} WHERE feature_set_id = %s AND academic_year = %s "  # noqa: S608
             f"AND week_start >= %s{clause}",
@@ -136,6 +142,24 @@ def rows_insert(*, feature_set_id: int, academic_year: int, rows: Rows) -> int:
             list(tuples),
         )
     return m
+
+
+def maintain(*, analyze: bool) -> None:
+    """After a build's bulk writes (PostgreSQL): summarize the new pages for
+    the BRIN on week_start (COPY leaves them unsummarized, and an
+    unsummarized range matches every query, so reading one week would read
+    the whole table) and, after a full build, refresh the planner's
+    statistics (else they stay those of the table before the build)."""
+    if not _postgres():
+        return
+    brin = f"{TABLE}_week_start_brin"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [brin])
+        row = cursor.fetchone()
+        if row and row[0]:
+            cursor.execute("SELECT brin_summarize_new_values(%s::regclass)", [brin])
+        if analyze:
+            cursor.execute(f"ANALYZE {TABLE}")
 
 
 def last_week(*, feature_set_id: int, academic_year: int, student_ids: Ids, after: Any) -> Any:

@@ -200,6 +200,7 @@ def features_build(
         )
     finally:
         summary.rows = writer.close()
+    store.maintain(analyze=full_scope)
     summary.flags = validation.flags_write(
         source=f"features:{feature_set.version}",
         calendar=calendar,

@@ -97,8 +97,8 @@ def compute(
         if size:
             assert extracted.state is not None
             states.append(extracted.state)
-    # One row per enrolled student-week of the window, in (student, week)
-    # order; a boolean mask gathers each [N, window] column in one pass.
+    # One row per enrolled student-week of the window: a boolean mask
+    # gathers each [N, window] column in one pass, in (student, week) order.
     window = grid.window
     enrolled = grid.enrolled[:, window]
     rows, weeks = np.nonzero(enrolled)
@@ -115,14 +115,19 @@ def compute(
     flags = validation.out_of_range(
         row_values, definition.columns, definition.ranges, schools=schools, weeks=weeks
     )
+    # Written week by week: the table then keeps a week's rows of a chunk on
+    # neighbouring pages, as weekly imports append them, so an update reads,
+    # deletes and rewrites a few hundred pages per chunk instead of one page
+    # per student (and as many full-page images in the WAL).
+    order = np.argsort(weeks, kind="stable")
     batch = store.Rows(
-        student_id=grid.student_ids[rows],
-        school_id=schools,
-        week_start=calendar.week_starts[weeks],
-        in_session=grid.in_session[:, window][enrolled],
-        values=row_values,
-        state=row_state,
-        keep_state=keep_state,
+        student_id=grid.student_ids[rows][order],
+        school_id=schools[order],
+        week_start=calendar.week_starts[weeks][order],
+        in_session=grid.in_session[:, window][enrolled][order],
+        values=row_values[order],
+        state=row_state[order],
+        keep_state=keep_state[order],
     )
     return batch, flags
 
