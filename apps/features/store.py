@@ -51,16 +51,25 @@ class Rows:
 
 
 def rows_delete(
-    *, feature_set_id: int, academic_year: int, student_ids: Ids, week_from: Any
+    *,
+    feature_set_id: int,
+    academic_year: int,
+    student_ids: Ids,
+    week_from: Any,
+    whole_year: bool = False,
 ) -> int:
+    """Delete the students' rows from `week_from` on (`whole_year`: from the year's first week)."""
     clause, params = _ids_clause(student_ids)
     with connection.cursor() as cursor:
         if _postgres() and connection.in_atomic_block:
             # During a build the table's statistics are those of before it
             # (an empty table after the first migration): the planner would
             # scan the whole table once per chunk. The students' rows are
-            # found through the primary key (or the BRIN on week_start).
+            # found through the primary key, or the BRIN on week_start when
+            # only the last weeks go (every range would match the whole year).
             cursor.execute("SET LOCAL enable_seqscan = off")
+            if whole_year:
+                cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute(
             f"DELETE FROM {TABLE} WHERE feature_set_id = %s AND academic_year = %s "  # noqa: S608
             f"AND week_start >= %s{clause}",

@@ -125,17 +125,9 @@ class GradesExtractor(Extractor):
             count = np.cumsum(grid.scatter_sum(rows[sel], weeks[sel]), axis=1)
             values[f"marks_average_{code.lower()}"] = ratio(total, count)
 
-        # A subject is failing while its latest mark is below the pass share.
-        failing = np.zeros((n, w))
-        for subject in np.unique(subject_ids[marked]):
-            sel = marked & (subject_ids == subject)
-            latest = forward_fill(
-                ratio(
-                    grid.scatter_sum(rows[sel], weeks[sel], share[sel]),
-                    grid.scatter_sum(rows[sel], weeks[sel]),
-                )
-            )
-            failing += np.nan_to_num(latest < self.pass_share, nan=0.0) * ~np.isnan(latest)
+        failing = self._failing(
+            grid, rows[marked], subject_ids[marked], weeks[marked], share[marked]
+        )
         any_marks = np.cumsum(week_count, axis=1) > 0
         values["failing_subjects"] = np.where(any_marks, failing, np.nan)
         values["marks_trend"] = self._trend(grid, frame[marked], rows[marked])
@@ -143,6 +135,33 @@ class GradesExtractor(Extractor):
             grid.scatter_sum(rows[missing], weeks[missing]), axis=1
         )
         return Extracted(values=values)
+
+    def _failing(
+        self,
+        grid: Grid,
+        rows: np.ndarray,
+        subject_ids: np.ndarray,
+        weeks: np.ndarray,
+        share: np.ndarray,
+    ) -> np.ndarray:
+        """[N, W]: subjects whose latest week's mean mark is below the pass share.
+
+        Each (student, subject, week) with marks sets the subject failing or
+        not from then on: the count changes by +1 / -1 only where that flips,
+        so one cumulative sum over the changes gives every week's count.
+        """
+        _, subject = np.unique(subject_ids, return_inverse=True)
+        subjects = int(subject.max()) + 1 if len(subject) else 1
+        w = grid.shape[1]
+        key = (rows * subjects + subject) * w + weeks
+        keys, group = np.unique(key, return_inverse=True)  # by student, subject, week
+        # The week's mean, summed in the marks' order as a per-subject sum would.
+        mean = np.bincount(group, weights=share) / np.bincount(group)
+        fails = (mean < self.pass_share).astype(np.int64)
+        same_subject = np.r_[False, keys[1:] // w == keys[:-1] // w]
+        before = np.where(same_subject, np.r_[0, fails[:-1]], 0)
+        change = grid.scatter_sum(keys // w // subjects, keys % w, fails - before)
+        return np.cumsum(change, axis=1)
 
     def _trend(self, grid: Grid, marks: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         """Slope of the mean mark per assessment date over the last 2-3 dates.

@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.features import cache as feature_cache
 from apps.features import raw, store, validation
 from apps.features.calendar import YearCalendar, year_calendar
-from apps.features.definition import current_definition
+from apps.features.definition import Definition, current_definition
 from apps.features.extractors.base import Scope
 from apps.features.models import FeatureSet
 from apps.features.services.chunks import Resume, Writer, build_chunks, chunk_size
@@ -92,6 +92,15 @@ def _stored_after(
     return latest
 
 
+def _read_sources(definition: Definition, scope: Scope, skip: set[str]) -> dict[str, pd.DataFrame]:
+    """Every extractor's raw records for the scope, but the sources in `skip`."""
+    read: dict[str, pd.DataFrame] = {}
+    for extractor in definition.extractors:
+        if not set(extractor.sources) <= skip:
+            read.update(extractor.read(scope))
+    return read
+
+
 def features_build(
     *,
     academic_year: int,
@@ -152,21 +161,9 @@ def features_build(
     # week), so reading it per chunk of students would read every page once
     # per chunk. The attendance read also covers every record at the
     # students' schools from the week before the first (the data checks'
-    # school-week totals), saving the checks a pass over the table.
-    check_schools = None if full_scope else np.unique(enrollments["school_id"].to_numpy())
-    first_day, last_day = validation.checked_weeks(calendar, first_week, last_week)
-    bits = raw.attendance_week_bits(
-        origin=calendar.origin_date,
-        first=first_day,
-        last=last_day,
-        student_ids=None if full_scope else ids,
-        school_ids=check_schools,
-    )
-    assert bits.school_weeks is not None
-    flags, void = validation.school_week_checks(
-        calendar, first_week=first_week, last_week=last_week, totals=bits.school_weeks
-    )
-    preloaded = {"attendance": bits.students}
+    # school-week totals), saving the checks a pass over the table. The other
+    # sources are read meanwhile on a writer's connection, idle until the
+    # first chunk is computed.
     scope = Scope(
         calendar=calendar,
         student_ids=None if full_scope else ids,
@@ -174,11 +171,22 @@ def features_build(
         last_week=last_week,
         resuming=first_week > 0,
     )
-    for extractor in definition.extractors:
-        if not all(source in preloaded for source in extractor.sources):
-            preloaded.update(extractor.read(scope))
+    check_schools = None if full_scope else np.unique(enrollments["school_id"].to_numpy())
+    first_day, last_day = validation.checked_weeks(calendar, first_week, last_week)
     writer = Writer()
     try:
+        others = writer.run(_read_sources, definition, scope, {"attendance"})
+        bits = raw.attendance_week_bits(
+            origin=calendar.origin_date,
+            first=first_day,
+            last=last_day,
+            student_ids=None if full_scope else ids,
+            school_ids=check_schools,
+        )
+        assert bits.school_weeks is not None
+        flags, void = validation.school_week_checks(
+            calendar, first_week=first_week, last_week=last_week, totals=bits.school_weeks
+        )
         build_chunks(
             writer=writer,
             feature_set=feature_set,
@@ -190,7 +198,7 @@ def features_build(
             last_week=last_week,
             chunk_students=chunk_students or chunk_size(calendar, first_week, last_week),
             void=void,
-            preloaded=preloaded,
+            preloaded={"attendance": bits.students, **others.result()},
             resume=(
                 Resume.of(stored, calendar.week_start(first_week - 1))
                 if stored is not None

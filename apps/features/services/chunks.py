@@ -9,9 +9,11 @@ is computed.
 from __future__ import annotations
 
 import datetime as dt
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,8 @@ from apps.features.extractors.base import rows_of_students
 from apps.features.extractors.enrollment import build_grid
 from apps.features.models import FeatureSet
 
+T = TypeVar("T")
+
 CHUNK_STUDENTS = 10_000
 # An update writes a few weeks per student: its chunks can hold more students
 # (the year-long grid of each still costs memory, hence the cap).
@@ -32,6 +36,8 @@ MAX_CHUNK_STUDENTS = 50_000
 # only: an update resumes from there (a weekly import, a re-import of the
 # last weeks); a correction further back recomputes the students' year.
 STATE_WEEKS = 4
+# Connections writing chunks at once (see Writer).
+WRITERS = 2
 
 
 def chunk_size(calendar: YearCalendar, first_week: int, last_week: int) -> int:
@@ -97,37 +103,37 @@ def compute(
         if size:
             assert extracted.state is not None
             states.append(extracted.state)
-    # One row per enrolled student-week of the window: a boolean mask
-    # gathers each [N, window] column in one pass, in (student, week) order.
+    # One row per enrolled student-week of the window, written week by
+    # week: the table then keeps a week's rows of a chunk on neighbouring
+    # pages, as weekly imports append them, so an update reads, deletes and
+    # rewrites a few hundred pages per chunk instead of one page per student
+    # (and as many full-page images in the WAL). The columns are laid side
+    # by side in (week, student) order, then one mask picks the rows.
     window = grid.window
-    enrolled = grid.enrolled[:, window]
-    rows, weeks = np.nonzero(enrolled)
-    row_values = np.empty((len(rows), len(values)), dtype=np.float32)
+    enrolled = grid.enrolled[:, window].T  # [window, N]
+    weeks, rows = np.nonzero(enrolled)
+    stacked = np.empty((*enrolled.shape, len(values)), dtype=np.float32)
     for i, column in enumerate(values):
-        row_values[:, i] = column[enrolled]
+        stacked[:, :, i] = column.T
+    row_values = stacked[enrolled]
     weeks += first_week
     keep_state = weeks >= grid.state_from
     row_state = np.zeros((len(rows), definition.state_size), dtype=np.int16)
     if states:
-        kept = enrolled[:, grid.state_from - first_week :]
-        row_state[keep_state] = np.concatenate([s[kept] for s in states], axis=1)
-    schools = grid.school[:, window][enrolled]
+        kept = enrolled[grid.state_from - first_week :]
+        row_state[keep_state] = np.concatenate([s.transpose(1, 0, 2)[kept] for s in states], axis=1)
+    schools = grid.school[:, window].T[enrolled]
     flags = validation.out_of_range(
         row_values, definition.columns, definition.ranges, schools=schools, weeks=weeks
     )
-    # Written week by week: the table then keeps a week's rows of a chunk on
-    # neighbouring pages, as weekly imports append them, so an update reads,
-    # deletes and rewrites a few hundred pages per chunk instead of one page
-    # per student (and as many full-page images in the WAL).
-    order = np.argsort(weeks, kind="stable")
     batch = store.Rows(
-        student_id=grid.student_ids[rows][order],
-        school_id=schools[order],
-        week_start=calendar.week_starts[weeks][order],
-        in_session=grid.in_session[:, window][enrolled][order],
-        values=row_values[order],
-        state=row_state[order],
-        keep_state=keep_state[order],
+        student_id=grid.student_ids[rows],
+        school_id=schools,
+        week_start=calendar.week_starts[weeks],
+        in_session=grid.in_session[:, window].T[enrolled],
+        values=row_values,
+        state=row_state,
+        keep_state=keep_state,
     )
     return batch, flags
 
@@ -138,6 +144,7 @@ def _write(
     academic_year: int,
     student_ids: np.ndarray,
     week_from: dt.date,
+    whole_year: bool,
     batch: store.Rows,
 ) -> int:
     """Replace the students' rows from `week_from` on with `batch`, atomically."""
@@ -147,6 +154,7 @@ def _write(
             academic_year=academic_year,
             student_ids=student_ids,
             week_from=week_from,
+            whole_year=whole_year,
         )
         return store.rows_insert(
             feature_set_id=feature_set_id, academic_year=academic_year, rows=batch
@@ -158,40 +166,52 @@ def _close_connection() -> None:
 
 
 class Writer:
-    """Writes batches on a second connection while the next chunk is computed.
+    """Writes batches on other connections while the next chunk is computed.
 
-    The database ingests one chunk while numpy works on the next: on two
-    cores that overlap is most of the gain. Only outside a transaction (the
-    second connection could not see the caller's uncommitted rows) and on
-    PostgreSQL; elsewhere batches are written inline.
+    PostgreSQL ingesting the rows (heap, primary key, WAL) costs more than
+    computing them, so WRITERS connections take turns: on two cores the
+    database writes two chunks while numpy computes the next. Only outside
+    a transaction (other connections could not see the caller's uncommitted
+    rows) and on PostgreSQL; elsewhere batches are written inline.
     """
 
     def __init__(self) -> None:
         threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
-        self.pool = ThreadPoolExecutor(max_workers=1) if threaded else None
-        self.pending: Future[int] | None = None
+        # One thread per connection, so each closes its own at the end.
+        self.pools = [ThreadPoolExecutor(max_workers=1) for _ in range(WRITERS)] if threaded else []
+        self.pending: deque[Future[int]] = deque()
+        self.submitted = 0
         self.written = 0
 
+    def run(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """`fn(*args)` on the first writer's connection (inline without one)."""
+        if not self.pools:
+            done: Future[T] = Future()
+            done.set_result(fn(*args))
+            return done
+        return self.pools[0].submit(fn, *args)
+
     def submit(self, **kwargs: Any) -> None:
-        if self.pool is None:
+        if not self.pools:
             self.written += _write(**kwargs)
             return
-        self.wait()
-        self.pending = self.pool.submit(_write, **kwargs)
-
-    def wait(self) -> None:
-        if self.pending is not None:
-            self.written += self.pending.result()
-            self.pending = None
+        if len(self.pending) == len(self.pools):
+            self.written += self.pending.popleft().result()
+        pool = self.pools[self.submitted % len(self.pools)]
+        self.submitted += 1
+        self.pending.append(pool.submit(_write, **kwargs))
 
     def close(self) -> int:
         try:
-            self.wait()
+            while self.pending:
+                self.written += self.pending.popleft().result()
         finally:
-            if self.pool is not None:
+            for future in self.pending:
+                future.cancel()
+            for pool in self.pools:
                 # The thread's own connection, not the caller's.
-                self.pool.submit(_close_connection).result()
-                self.pool.shutdown()
+                pool.submit(_close_connection).result()
+                pool.shutdown()
         return self.written
 
 
@@ -244,6 +264,7 @@ def build_chunks(
                 academic_year=calendar.academic_year,
                 student_ids=group_ids,
                 week_from=calendar.week_start(group_first),
+                whole_year=group_first == 0,
                 batch=batch,
             )
             flags.extend(chunk_flags)
