@@ -29,38 +29,35 @@ def build_grid(
             origin=origin, academic_year=calendar.academic_year, student_ids=student_ids
         )
     frame = enrollments
-    enrolled = np.zeros((n, w), dtype=bool)
+    weeks = np.arange(w)[None, :]
+    # Which of the frame's enrollments covers each student-week (-1: none).
+    # Enrollments are ordered by entry date within each student, so a
+    # transfer's new school wins the week in which both are open.
+    covering = np.full((n, w), -1, dtype=np.int64)
+    student = frame["student_id"].to_numpy(dtype=np.int64)
+    rows = np.searchsorted(student_ids, student)
+    first = np.clip(frame["entry_day"].to_numpy() // 7, 0, w - 1)
+    last = np.clip(frame["exit_day"].to_numpy() // 7, 0, w - 1)
+    starts = np.r_[True, student[1:] != student[:-1]] if len(student) else np.zeros(0, bool)
+    index = np.arange(len(student))
+    rank = index - np.maximum.accumulate(np.where(starts, index, 0)) if len(student) else index
+    for k in range(int(rank.max()) + 1 if len(rank) else 0):
+        sel = np.flatnonzero(rank == k)
+        span = (weeks >= first[sel, None]) & (weeks <= last[sel, None])
+        r = rows[sel]
+        covering[r] = np.where(span, sel[:, None], covering[r])
+    enrolled = covering >= 0
     school = np.zeros((n, w), dtype=np.int64)
     grade = np.full((n, w), np.nan)
-    if len(frame):
-        rows = np.searchsorted(student_ids, frame["student_id"].to_numpy(dtype=np.int64))
-        entry_days = frame["entry_day"].to_numpy()
-        exit_days = frame["exit_day"].to_numpy()
-        first = np.clip(entry_days // 7, 0, w - 1)
-        last = np.clip(exit_days // 7, 0, w - 1)
-        # Enrollments are ordered by entry date within each student, so a
-        # transfer's new school wins the week in which both are open.
-        rank = frame.groupby("student_id").cumcount().to_numpy()
-        weeks = np.arange(w)[None, :]
-        school_ids = frame["school_id"].to_numpy(dtype=np.int64)
-        grades = frame["grade_level"].to_numpy(dtype=np.float64)
-        for k in range(int(rank.max()) + 1):
-            sel = rank == k
-            span = (weeks >= first[sel, None]) & (weeks <= last[sel, None])
-            r = rows[sel]
-            enrolled[r] |= span
-            school[r] = np.where(span, school_ids[sel, None], school[r])
-            grade[r] = np.where(span, grades[sel, None], grade[r])
-        entry_weeks = pd.DataFrame({"row": rows, "week": first})
-    else:
-        entry_weeks = pd.DataFrame({"row": np.zeros(0, np.int64), "week": np.zeros(0, np.int64)})
     school_bits = np.zeros((n, w), dtype=np.int64)
-    schools = np.unique(school[school > 0])
-    if len(schools):
-        table = calendar.school_bits(schools)
-        index = np.searchsorted(schools, school)
-        index = np.clip(index, 0, len(schools) - 1)
-        school_bits = np.where(school > 0, table[index, np.arange(w)[None, :]], 0)
+    if len(frame):
+        enrollment_school = frame["school_id"].to_numpy(dtype=np.int64)
+        school_ids, school_index = np.unique(enrollment_school, return_inverse=True)
+        school = np.where(enrolled, enrollment_school[covering], 0)
+        grade = np.where(enrolled, frame["grade_level"].to_numpy(dtype=np.float64)[covering], grade)
+        table = calendar.school_bits(school_ids)
+        school_bits = np.where(enrolled, table[school_index[covering], weeks], 0)
+    entry_weeks = pd.DataFrame({"row": rows, "week": first})
     return Grid(
         calendar=calendar,
         student_ids=student_ids,
