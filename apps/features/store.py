@@ -196,6 +196,17 @@ class Stored:
     state: np.ndarray  # int16 [M, S], zeros where has_state is False
     values: np.ndarray  # float32 [M, F]
 
+    def of(self, student_ids: np.ndarray) -> Stored:
+        """The rows of some students only."""
+        keep = np.isin(self.student_id, student_ids)
+        return Stored(
+            student_id=self.student_id[keep],
+            week_start=self.week_start[keep],
+            has_state=self.has_state[keep],
+            state=self.state[keep],
+            values=self.values[keep],
+        )
+
 
 def stored_from(
     *,

@@ -16,7 +16,7 @@ from apps.features import cache as feature_cache
 from apps.features import raw, store, validation
 from apps.features.calendar import YearCalendar, year_calendar
 from apps.features.definition import Definition, current_definition
-from apps.features.extractors.base import Scope
+from apps.features.extractors.base import Scope, rows_of_students
 from apps.features.models import FeatureSet
 from apps.features.services.chunks import Resume, Writer, build_chunks, chunk_size
 from apps.features.services.feature_sets import feature_set_ensure
@@ -44,16 +44,22 @@ class BuildSummary:
         self.years += other.years
 
 
+# A build for at least this share of the year's enrollments reads whole
+# tables and keeps its students' rows, rather than send its list of ids
+# with every query: the server parses, plans with and hashes a list of
+# 100,000 ids in about 0.3 s a query.
+LIST_IDS_BELOW = 0.5
+
+
 def _students(
     calendar: YearCalendar,
     student_ids: Sequence[int] | None,
     school_ids: Sequence[int] | None,
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """The build's students (sorted) and their enrollments that year, read once."""
-    origin, year = calendar.origin_date, calendar.academic_year
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The build's students (sorted), and the ids its reads name (None: every student)."""
+    year = calendar.academic_year
     if student_ids is None and school_ids is None:
-        enrollments = raw.enrollments(origin=origin, academic_year=year, student_ids=None)
-        return np.unique(enrollments["student_id"].to_numpy()), enrollments
+        return np.zeros(0, dtype=np.int64), None  # everyone: found in the enrollments
     if student_ids is None:
         at_schools = Enrollment.objects.filter(
             academic_year=year, school_id__in=list(school_ids or [])
@@ -61,8 +67,8 @@ def _students(
         ids = np.unique(np.fromiter(at_schools.values_list("student_id", flat=True), np.int64))
     else:
         ids = np.unique(np.asarray(list(student_ids), dtype=np.int64))
-    enrollments = raw.enrollments(origin=origin, academic_year=year, student_ids=ids)
-    return ids, enrollments
+    enrolled = Enrollment.objects.filter(academic_year=year).count()
+    return ids, (ids if len(ids) < LIST_IDS_BELOW * enrolled else None)
 
 
 def _horizon(*, until: dt.date | None, later: dt.date | None, today: dt.date) -> dt.date:
@@ -90,6 +96,23 @@ def _stored_after(
         after=after,
     )
     return latest
+
+
+def _stored(
+    feature_set: FeatureSet,
+    definition: Definition,
+    calendar: YearCalendar,
+    first_week: int,
+    student_ids: np.ndarray | None,
+) -> store.Stored:
+    return store.stored_from(
+        feature_set_id=feature_set.pk,
+        academic_year=calendar.academic_year,
+        week_from=calendar.week_start(first_week - 1),
+        student_ids=student_ids,
+        state_size=definition.state_size,
+        n_columns=len(definition.columns),
+    )
 
 
 def _read_sources(definition: Definition, scope: Scope, skip: set[str]) -> dict[str, pd.DataFrame]:
@@ -130,62 +153,69 @@ def features_build(
     if not carry_forward and min(calendar.end, until or today) < calendar.start:
         return summary
     full_scope = student_ids is None and school_ids is None
-    ids, enrollments = _students(calendar, student_ids, school_ids)
-    if not len(ids):
-        return summary
-    # An update reads the stored week before its first one once: whom to
-    # resume from what, and which later weeks are stored.
-    stored = None
-    if first_week > 0:
-        stored = store.stored_from(
-            feature_set_id=feature_set.pk,
-            academic_year=academic_year,
-            week_from=calendar.week_start(first_week - 1),
-            student_ids=None if full_scope else ids,
-            state_size=definition.state_size,
-            n_columns=len(definition.columns),
-        )
-    if carry_forward:
-        later = _stored_after(feature_set, calendar, ids, stored, until or since or today)
-        until = _horizon(until=until, later=later, today=today)
-    end = min(calendar.end, until or today)
-    if end < calendar.start:
-        return summary
-    last_week = calendar.week_index(end)
-    if first_week > last_week:
-        return summary
-    summary.student_ids = set(ids.tolist())
-
-    # Every source in one read for all the students, cut per chunk later:
-    # attendance in particular is laid out by date (imports arrive week by
-    # week), so reading it per chunk of students would read every page once
-    # per chunk. The attendance read also covers every record at the
-    # students' schools from the week before the first (the data checks'
-    # school-week totals), saving the checks a pass over the table. The other
-    # sources are read meanwhile on a writer's connection, idle until the
-    # first chunk is computed.
-    scope = Scope(
-        calendar=calendar,
-        student_ids=None if full_scope else ids,
-        first_week=first_week,
-        last_week=last_week,
-        resuming=first_week > 0,
-    )
-    check_schools = None if full_scope else np.unique(enrollments["school_id"].to_numpy())
-    first_day, last_day = validation.checked_weeks(calendar, first_week, last_week)
     writer = Writer()
     try:
+        ids, listed = _students(calendar, student_ids, school_ids)
+        # An update reads the stored week before its first one once: whom to
+        # resume from what, and which later weeks are stored. It is read on
+        # a writer's connection (idle until the first chunk is computed)
+        # while this one reads the enrollments.
+        stored = None
+        if first_week > 0:
+            stored = writer.run(_stored, feature_set, definition, calendar, first_week, listed)
+        enrollments = raw.enrollments(
+            origin=calendar.origin_date, academic_year=academic_year, student_ids=listed
+        )
+        if full_scope:
+            ids = np.unique(enrollments["student_id"].to_numpy())
+        elif listed is None:
+            enrollments = rows_of_students(enrollments, ids)
+        stored_rows = stored.result() if stored is not None else None
+        if stored_rows is not None and listed is None and not full_scope:
+            stored_rows = stored_rows.of(ids)
+        if not len(ids):
+            return summary
+        if carry_forward:
+            later = _stored_after(feature_set, calendar, ids, stored_rows, until or since or today)
+            until = _horizon(until=until, later=later, today=today)
+        end = min(calendar.end, until or today)
+        if end < calendar.start:
+            return summary
+        last_week = calendar.week_index(end)
+        if first_week > last_week:
+            return summary
+        summary.student_ids = set(ids.tolist())
+
+        # Every source in one read for all the students, cut per chunk later:
+        # attendance in particular is laid out by date (imports arrive week by
+        # week), so reading it per chunk of students would read every page
+        # once per chunk. The attendance read also covers every record at the
+        # students' schools from the week before the first (the data checks'
+        # school-week totals), saving the checks a pass over the table. The
+        # other sources are read meanwhile on a writer's connection.
+        scope = Scope(
+            calendar=calendar,
+            student_ids=listed,
+            first_week=first_week,
+            last_week=last_week,
+            resuming=first_week > 0,
+        )
+        check_schools = None if full_scope else np.unique(enrollments["school_id"].to_numpy())
+        first_day, last_day = validation.checked_weeks(calendar, first_week, last_week)
         others = writer.run(_read_sources, definition, scope, {"attendance"})
         bits = raw.attendance_week_bits(
             origin=calendar.origin_date,
             first=first_day,
             last=last_day,
-            student_ids=None if full_scope else ids,
-            school_ids=check_schools,
+            student_ids=listed,
+            school_ids=None if listed is None else check_schools,
         )
-        assert bits.school_weeks is not None
+        totals = bits.school_weeks
+        assert totals is not None
+        if listed is None and check_schools is not None:
+            totals = totals[np.isin(totals["school_id"].to_numpy(), check_schools)]
         flags, void = validation.school_week_checks(
-            calendar, first_week=first_week, last_week=last_week, totals=bits.school_weeks
+            calendar, first_week=first_week, last_week=last_week, totals=totals
         )
         build_chunks(
             writer=writer,
@@ -200,8 +230,8 @@ def features_build(
             void=void,
             preloaded={"attendance": bits.students, **others.result()},
             resume=(
-                Resume.of(stored, calendar.week_start(first_week - 1))
-                if stored is not None
+                Resume.of(stored_rows, calendar.week_start(first_week - 1))
+                if stored_rows is not None
                 else None
             ),
             flags=flags,

@@ -31,7 +31,7 @@ T = TypeVar("T")
 CHUNK_STUDENTS = 10_000
 # An update writes a few weeks per student: its chunks can hold more students
 # (the year-long grid of each still costs memory, hence the cap).
-MAX_CHUNK_STUDENTS = 50_000
+MAX_CHUNK_STUDENTS = 25_000
 # The attendance state is kept in the rows of the last weeks a build writes
 # only: an update resumes from there (a weekly import, a re-import of the
 # last weeks); a correction further back recomputes the students' year.
