@@ -134,12 +134,16 @@ def attendance_week_bits(
     last: dt.date,
     student_ids: Ids | None,
     school_ids: Ids | None = None,
+    students_from: dt.date | None = None,
 ) -> WeekBits:
     """The records in [first, last] of the students and at the schools, in one aggregate.
 
-    `students` holds the student-weeks of `student_ids` (everyone's if None),
-    `school_weeks` the totals of `school_ids` (every school's if both are
-    None). The database folds a student's week at a school into one 28-bit
+    `students` holds the student-weeks of `student_ids` (everyone's if None)
+    from `students_from` (default `first`) on, `school_weeks` the totals of
+    `school_ids` (every school's if both are None) over the whole range:
+    before `students_from` the records are only counted per school (an
+    update's checks look back one week the students need not). The database
+    folds a student's week at a school into one 28-bit
     integer, four 7-bit masks side by side (present, absent, excused, late).
     Each (student, date) is unique, so summing distinct powers of two is a
     bitwise OR, and an int4 sum stays in fast integer arithmetic. Grouping
@@ -157,7 +161,8 @@ def attendance_week_bits(
         f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where} "
         f"GROUP BY a.student_id, a.school_id, week"
     )
-    params = [origin, origin, first, last, *id_params]
+    students_from = max(first, students_from or first)
+    params = [origin, origin, students_from, last, *id_params]
     if _postgres():
         # One bigint per student-school-week (student << 34 | week << 28 |
         # masks) and the school; Student pks stay far below 2**29.
@@ -182,9 +187,43 @@ def attendance_week_bits(
         totals = _school_weeks(packed[at], school[at])
     elif student_ids is None:
         totals = _school_weeks(packed, school)
+    if totals is not None and first < students_from:
+        before = _school_week_counts(
+            origin=origin,
+            first=first,
+            last=students_from - dt.timedelta(days=1),
+            school_ids=school_ids,
+        )
+        totals = pd.concat([before, totals], ignore_index=True)
     if student_ids is not None and school_ids is not None:
         packed = packed[np.isin(packed >> 34, np.asarray(student_ids, dtype=np.int64))]
     return WeekBits(students=_student_weeks(packed), school_weeks=totals)
+
+
+SCHOOL_WEEK_COLUMNS = [
+    ("school_id", "int8", 0),
+    ("week", "int8", 0),
+    ("rec", "int8", 0),
+    ("attended", "int8", 0),
+]
+
+
+def _school_week_counts(
+    *, origin: dt.date, first: dt.date, last: dt.date, school_ids: Ids | None
+) -> pd.DataFrame:
+    """Records and attended days per school and week, counted in the database."""
+    table = AttendanceRecord._meta.db_table
+    offset = _day_offset("a.date")
+    cast = "::bigint" if _postgres() else ""
+    where, id_params = _in_ids("a.school_id", school_ids)
+    sql = (
+        f"SELECT a.school_id{cast} AS school_id, ({offset} / 7){cast} AS week, "  # noqa: S608
+        f"COUNT(*){cast} AS rec, "
+        f"SUM(CASE WHEN a.status IN ('present', 'late') THEN 1 ELSE 0 END){cast} AS attended "
+        f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where} "
+        f"GROUP BY a.school_id, week"
+    )
+    return _frame(sql, [origin, first, last, *id_params], SCHOOL_WEEK_COLUMNS)
 
 
 def _student_weeks(packed: np.ndarray) -> pd.DataFrame:

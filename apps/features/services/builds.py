@@ -209,6 +209,7 @@ def features_build(
             last=last_day,
             student_ids=listed,
             school_ids=None if listed is None else check_schools,
+            students_from=calendar.week_start(first_week),
         )
         totals = bits.school_weeks
         assert totals is not None
