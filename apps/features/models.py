@@ -42,9 +42,15 @@ class WeeklyFeature(models.Model):
     needs no index on school: every index slows the full build's COPY.
     """
 
+    # The natural key is the primary key: a surrogate id would add a second
+    # index (and a sequence) to every row the builds write. The first
+    # academic week can begin before the year does, so the same week_start
+    # may appear in two academic years.
+    pk = models.CompositePrimaryKey("feature_set", "student", "week_start", "academic_year")
     # No database-level foreign keys: a full build COPYs millions of rows,
-    # and per-row referential checks would cost more than the build itself. Rows are only written by the build, from ids it
-    # has just read, and Django's collector still cascades deletes.
+    # and per-row referential checks would cost more than the build itself.
+    # Rows are only written by the build, from ids it has just read, and
+    # Django's collector still cascades deletes.
     feature_set = models.ForeignKey(
         FeatureSet,
         verbose_name=_("feature set"),
@@ -76,14 +82,6 @@ class WeeklyFeature(models.Model):
     class Meta:
         verbose_name = _("weekly feature row")
         verbose_name_plural = _("weekly feature rows")
-        constraints = [
-            # The first academic week can begin before the year does, so the
-            # same week_start may appear in two academic years.
-            models.UniqueConstraint(
-                fields=["feature_set", "student", "week_start", "academic_year"],
-                name="weekly_feature_natural_key",
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.student_id} {self.week_start} {self.feature_set_id}"

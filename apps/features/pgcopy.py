@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
 from django.db import connection
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -116,9 +117,11 @@ def fetch_packed(
     )
     packed_sql = f"SELECT string_agg({parts}, ''::bytea) FROM ({sql}) AS q"  # noqa: S608
     with connection.cursor() as cursor:
-        raw_cursor = cursor.cursor
-        raw_cursor.execute(packed_sql, params)
-        row = raw_cursor.fetchone()
+        # A binary result: the bytea arrives as is, where Django's (client-
+        # side binding) cursor receives hex text, twice the size, to decode.
+        with psycopg.Cursor(cursor.cursor.connection) as binary:
+            binary.execute(packed_sql, params, binary=True)
+            row = binary.fetchone()
     payload = b"" if row is None or row[0] is None else bytes(row[0])
     wire = np.dtype(
         [(name, f"V{width}" if kind == "bytea" else TYPES[kind]) for name, kind, width in columns]
@@ -131,6 +134,15 @@ def fetch_packed(
         else:
             out[name] = rows[name]
     return out
+
+
+def bigint_array(values: Sequence[int] | np.ndarray) -> str:
+    """A bigint[] literal to pass as one text parameter (`%s::bigint[]`).
+
+    psycopg adapts a list element by element in Python; the server parses
+    100,000 ids from one string in a few milliseconds.
+    """
+    return "{" + ",".join(map(str, np.asarray(values, dtype=np.int64).tolist())) + "}"
 
 
 def quote_column(name: str) -> str:

@@ -43,8 +43,13 @@ def schedule_refresh(
     logger.info(
         "features refresh queued: students=%s since=%s source=%s", len(ids), since_text, source
     )
-    for first in range(0, len(ids), TASK_STUDENTS):
-        chunk = ids[first : first + TASK_STUDENTS]
+    # Tasks of TASK_STUDENTS let several workers share a district-wide
+    # import. Inline (eager, no broker) they would run one after another,
+    # each re-reading what they share (the schools' records, the calendar):
+    # one refresh of every student is cheaper.
+    per_task = len(ids) if features_refresh_task.app.conf.task_always_eager else TASK_STUDENTS
+    for first in range(0, len(ids), per_task):
+        chunk = ids[first : first + per_task]
         transaction.on_commit(
             partial(
                 features_refresh_task.delay,

@@ -21,13 +21,16 @@ def _postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _ids_clause(ids: Sequence[int] | None) -> tuple[str, list[Any]]:
+Ids = Sequence[int] | np.ndarray
+
+
+def _ids_clause(ids: Ids | None) -> tuple[str, list[Any]]:
     if ids is None:
         return "", []
-    values = [int(i) for i in ids]
+    values = np.asarray(ids, dtype=np.int64)
     if _postgres():
-        return " AND student_id = ANY(%s::bigint[])", [values]
-    return " AND student_id IN (SELECT value FROM json_each(%s))", [json.dumps(values)]
+        return " AND student_id = ANY(%s::bigint[])", [pgcopy.bigint_array(values)]
+    return " AND student_id IN (SELECT value FROM json_each(%s))", [json.dumps(values.tolist())]
 
 
 @dataclass
@@ -48,10 +51,25 @@ class Rows:
 
 
 def rows_delete(
-    *, feature_set_id: int, academic_year: int, student_ids: Sequence[int], week_from: Any
+    *,
+    feature_set_id: int,
+    academic_year: int,
+    student_ids: Ids,
+    week_from: Any,
+    whole_year: bool = False,
 ) -> int:
+    """Delete the students' rows from `week_from` on (`whole_year`: from the year's first week)."""
     clause, params = _ids_clause(student_ids)
     with connection.cursor() as cursor:
+        if _postgres() and connection.in_atomic_block:
+            # During a build the table's statistics are those of before it
+            # (an empty table after the first migration): the planner would
+            # scan the whole table once per chunk. The students' rows are
+            # found through the primary key, or the BRIN on week_start when
+            # only the last weeks go (every range would match the whole year).
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            if whole_year:
+                cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute(
             f"DELETE FROM {TABLE} WHERE feature_set_id = %s AND academic_year = %s "  # noqa: S608
             f"AND week_start >= %s{clause}",
@@ -135,9 +153,25 @@ def rows_insert(*, feature_set_id: int, academic_year: int, rows: Rows) -> int:
     return m
 
 
-def last_week(
-    *, feature_set_id: int, academic_year: int, student_ids: Sequence[int], after: Any
-) -> Any:
+def maintain(*, analyze: bool) -> None:
+    """After a build's bulk writes (PostgreSQL): summarize the new pages for
+    the BRIN on week_start (COPY leaves them unsummarized, and an
+    unsummarized range matches every query, so reading one week would read
+    the whole table) and, after a full build, refresh the planner's
+    statistics (else they stay those of the table before the build)."""
+    if not _postgres():
+        return
+    brin = f"{TABLE}_week_start_brin"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [brin])
+        row = cursor.fetchone()
+        if row and row[0]:
+            cursor.execute("SELECT brin_summarize_new_values(%s::regclass)", [brin])
+        if analyze:
+            cursor.execute(f"ANALYZE {TABLE}")
+
+
+def last_week(*, feature_set_id: int, academic_year: int, student_ids: Ids, after: Any) -> Any:
     clause, params = _ids_clause(student_ids)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -152,48 +186,87 @@ def last_week(
     return value
 
 
-def states_read(
+@dataclass
+class Stored:
+    """Stored rows from a week on, ordered by student and week (see `stored_from`)."""
+
+    student_id: np.ndarray  # int64 [M]
+    week_start: np.ndarray  # datetime64[D] [M]
+    has_state: np.ndarray  # bool [M]: the row kept its extractor state
+    state: np.ndarray  # int16 [M, S], zeros where has_state is False
+    values: np.ndarray  # float32 [M, F]
+
+    def of(self, student_ids: np.ndarray) -> Stored:
+        """The rows of some students only."""
+        keep = np.isin(self.student_id, student_ids)
+        return Stored(
+            student_id=self.student_id[keep],
+            week_start=self.week_start[keep],
+            has_state=self.has_state[keep],
+            state=self.state[keep],
+            values=self.values[keep],
+        )
+
+
+def stored_from(
     *,
     feature_set_id: int,
     academic_year: int,
-    week_start: Any,
-    student_ids: Sequence[int],
+    week_from: Any,
+    student_ids: Ids | None,
     state_size: int,
     n_columns: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stored state and values of `week_start` for the students with a row there."""
+) -> Stored:
+    """The students' (all if None) rows from `week_from` on, with their state.
+
+    An update reads the week before its first one (whom to resume, from what
+    state and values) and learns in the same query whether later weeks are
+    stored (a correction must carry into them).
+    """
     clause, params = _ids_clause(student_ids)
-    sql = (
-        f'SELECT student_id, state, "values" FROM {TABLE} WHERE feature_set_id = %s '  # noqa: S608
-        f"AND academic_year = %s AND week_start = %s AND length(state) > 0{clause}"
-    )
-    all_params = [feature_set_id, academic_year, week_start, *params]
+    width = 2 * state_size
+    where = f"WHERE feature_set_id = %s AND academic_year = %s AND week_start >= %s{clause}"  # noqa: S608
     if _postgres():
+        # Rows without a state get zeros: every packed row has the same width.
+        sql = (
+            f"SELECT student_id, week_start, length(state) > 0 AS has_state, "  # noqa: S608
+            f'substring(state || %s from 1 for {width}) AS state, "values" FROM {TABLE} {where}'
+        )
         out = pgcopy.fetch_packed(
             sql,
-            all_params,
+            [bytes(width), feature_set_id, academic_year, week_from, *params],
             [
                 ("student_id", "int8", 0),
-                ("state", "bytea", 2 * state_size),
+                ("week_start", "date", 0),
+                ("has_state", "bool", 0),
+                ("state", "bytea", width),
                 ("values", "bytea", 4 * n_columns),
             ],
         )
-        ids = out["student_id"].astype(np.int64)
-        states = np.frombuffer(out["state"].tobytes(), dtype="<i2").reshape(len(out), state_size)
-        values = np.frombuffer(out["values"].tobytes(), dtype="<f4").reshape(len(out), n_columns)
+        student_id = out["student_id"].astype(np.int64)
+        week_start = out["week_start"]
+        has_state = out["has_state"].astype(bool)
+        state_bytes = out["state"].tobytes()
+        value_bytes = out["values"].tobytes()
     else:
+        sql = f'SELECT student_id, week_start, state, "values" FROM {TABLE} {where}'  # noqa: S608
         with connection.cursor() as cursor:
-            cursor.execute(sql, all_params)
+            cursor.execute(sql, [feature_set_id, academic_year, week_from, *params])
             fetched = cursor.fetchall()
-        ids = np.array([r[0] for r in fetched], dtype=np.int64)
-        states = np.frombuffer(b"".join(bytes(r[1]) for r in fetched), dtype="<i2").reshape(
-            len(fetched), state_size
-        )
-        values = np.frombuffer(b"".join(bytes(r[2]) for r in fetched), dtype="<f4").reshape(
-            len(fetched), n_columns
-        )
-    order = np.argsort(ids)
-    return ids[order], states[order].astype(np.float64), values[order].astype(np.float64)
+        student_id = np.array([r[0] for r in fetched], dtype=np.int64)
+        week_start = np.array([str(r[1]) for r in fetched], dtype="datetime64[D]")
+        has_state = np.array([len(bytes(r[2])) > 0 for r in fetched], dtype=bool)
+        state_bytes = b"".join(bytes(r[2]).ljust(width, b"\0") for r in fetched)
+        value_bytes = b"".join(bytes(r[3]) for r in fetched)
+    m = len(student_id)
+    order = np.lexsort((week_start, student_id))
+    return Stored(
+        student_id=student_id[order],
+        week_start=week_start[order],
+        has_state=has_state[order],
+        state=np.frombuffer(state_bytes, dtype="<i2").reshape(m, state_size)[order],
+        values=np.frombuffer(value_bytes, dtype="<f4").reshape(m, n_columns)[order],
+    )
 
 
 @dataclass

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,6 @@ import numpy as np
 import pandas as pd
 from django.db import transaction
 
-from apps.features import raw
 from apps.features.calendar import YearCalendar
 from apps.students.models import DataQualityFlag, QualityCheck
 
@@ -37,14 +37,23 @@ class Flag:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def school_week_checks(
-    calendar: YearCalendar, *, school_ids: Sequence[int] | None, first_week: int, last_week: int
-) -> tuple[list[Flag], set[tuple[int, int]]]:
-    """Flags for the school-weeks in [first_week, last_week] and the (school, week) pairs to void."""
-    origin = calendar.origin_date
+def checked_weeks(
+    calendar: YearCalendar, first_week: int, last_week: int
+) -> tuple[dt.date, dt.date]:
+    """The days whose records the checks of [first_week, last_week] read (one week before)."""
     first = max(calendar.start, calendar.week_start(max(first_week - 1, 0)))
-    last = min(calendar.end, calendar.week_end(last_week))
-    frame = raw.school_week_attendance(origin=origin, first=first, last=last, school_ids=school_ids)
+    return first, min(calendar.end, calendar.week_end(last_week))
+
+
+def school_week_checks(
+    calendar: YearCalendar, *, first_week: int, last_week: int, totals: pd.DataFrame
+) -> tuple[list[Flag], set[tuple[int, int]]]:
+    """Flags for the school-weeks in [first_week, last_week] and the (school, week) pairs to void.
+
+    `totals`: school_id, week, rec, attended of every record at the checked
+    schools over `checked_weeks` (`raw.attendance_week_bits`).
+    """
+    frame = totals
     if frame.empty:
         return [], set()
     frame = frame.sort_values(["school_id", "week"]).reset_index(drop=True)

@@ -1,4 +1,5 @@
 import datetime as dt
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -112,6 +113,114 @@ def test_an_incremental_update_equals_a_full_rebuild(
     assert other_week3[columns.index("failing_subjects")] == 1
 
 
+def _store() -> dict[tuple[int, dt.date], tuple[int, bool, int, bytes]]:
+    """Every stored row but its state (kept only in the last weeks a build writes)."""
+    return {
+        (row.student_id, row.week_start): (
+            row.school_id,
+            row.in_session,
+            row.observed,
+            bytes(row.values),
+        )
+        for row in WeeklyFeature.objects.all()
+    }
+
+
+def _full_rebuild(until: dt.date) -> dict[tuple[int, dt.date], tuple[int, bool, int, bytes]]:
+    WeeklyFeature.objects.all().delete()
+    features_build(academic_year=YEAR, until=until)
+    return _store()
+
+
+def _refresh(students: list[Student], since: dt.date, until: dt.date, capture: Callable) -> None:
+    with capture(execute=True):
+        student_data_changed.send(
+            sender=None,
+            student_ids=[s.pk for s in students],
+            since=since,
+            until=until,
+            kinds=["attendance", "grades", "discipline"],
+            source="test",
+        )
+
+
+def test_updates_of_a_district_equal_full_rebuilds(
+    holiday_week: None, django_capture_on_commit_callbacks: Callable
+) -> None:
+    """A small district: a holiday week (2), a student missing a school week
+    (3), a transfer between schools (week 4), a student who joins late (week
+    4), marks and incidents. A weekly import and a correction of an earlier
+    week (carried into the later one) each leave the store exactly as a full
+    rebuild would."""
+    north, south = SchoolFactory(), SchoolFactory()
+    steady, absent, mover, joiner = (
+        StudentFactory(date_of_birth=dt.date(2012, 3, 1)) for _ in range(4)
+    )
+    for pupil in (steady, absent):
+        EnrollmentFactory(student=pupil, school=north, entry_date=dt.date(2026, 1, 1))
+    EnrollmentFactory(
+        student=mover,
+        school=north,
+        entry_date=dt.date(2026, 1, 1),
+        exit_date=week(4) - dt.timedelta(days=1),
+        exit_reason="transferred",
+    )
+    EnrollmentFactory(student=mover, school=south, entry_date=week(4))
+    EnrollmentFactory(student=joiner, school=south, entry_date=week(4) + dt.timedelta(days=2))
+    for pupil in (steady, absent, mover):
+        mark(pupil, north, dt.date(2026, 1, 1), "P")
+    mark(steady, north, week(1), "PPAAE")
+    mark(absent, north, week(1), "PLPPA")
+    mark(mover, north, week(1), "PPPPP")
+    # Week 2: the holiday. Week 3: `absent` has no records at all.
+    mark(steady, north, week(3), "PPLAA")
+    mark(mover, north, week(3), "PAPPP")
+    mark(steady, north, week(4), "PPPPP")
+    mark(absent, north, week(4), "PPPAA")  # a run of absences into week 5
+    mark(mover, south, week(4), "PPAPP")
+    mark(joiner, south, week(4) + dt.timedelta(days=2), "PPP")
+    grade(steady, "MATH", week(1) + dt.timedelta(days=2), 25)
+    grade(absent, "ENG", week(3) + dt.timedelta(days=1), None)
+    grade(mover, "BAN", week(4) + dt.timedelta(days=1), 70)
+    incident(absent, north, week(1) + dt.timedelta(days=3), severity=2, suspended=1)
+    features_build(academic_year=YEAR, until=week(4) + dt.timedelta(days=6))  # weeks 0-4
+
+    # The weekly import of week 5.
+    mark(steady, north, week(5), "AAPPP")
+    mark(absent, north, week(5), "APPP.")
+    mark(mover, south, week(5), "PPPPA")
+    mark(joiner, south, week(5), "LPPPP")
+    grade(steady, "MATH", week(5) + dt.timedelta(days=1), 60)
+    incident(mover, south, week(5) + dt.timedelta(days=2), severity=3)
+    everyone = [steady, absent, mover, joiner]
+    end = week(5) + dt.timedelta(days=4)
+    _refresh(everyone, week(5), end, django_capture_on_commit_callbacks)
+    updated = _store()
+    assert len(updated) == 3 * 6 + 2  # weeks 0-5; the joiner's weeks 4-5
+    assert updated == _full_rebuild(end)
+
+    # A corrected upload of week 4 for two students: week 5 carries the change.
+    from apps.students.models import AttendanceRecord
+
+    AttendanceRecord.objects.filter(student=steady, date__gte=week(4)).filter(
+        date__lt=week(5)
+    ).update(status="absent")
+    AttendanceRecord.objects.filter(student=mover, date=week(4)).update(status="late")
+    grade(mover, "ENG", week(4) + dt.timedelta(days=3), 20)
+    before = _store()
+    _refresh(
+        [steady, mover],
+        week(4),
+        week(4) + dt.timedelta(days=4),
+        capture=django_capture_on_commit_callbacks,
+    )
+    corrected = _store()
+    assert corrected == _full_rebuild(end)
+    changed = {key for key in corrected if corrected[key] != before[key]}
+    assert {(steady.pk, week(5)), (mover.pk, week(5))} <= changed  # carried forward
+    assert all(week_start >= week(4) for _student, week_start in changed)
+
+
 def test_refresh_is_idempotent(student: Student, school: School) -> None:
     mark(student, school, week(1), "PPAPP")
     features_refresh(student_ids=[student.pk], since=week(1), until=dt.date(2026, 1, 10))
@@ -137,6 +246,33 @@ def test_the_receiver_waits_for_the_commit(
     assert len(refreshes) == 1
     refreshes[0]()
     assert WeeklyFeature.objects.filter(student=student).exists()
+
+
+@pytest.mark.parametrize(("eager", "tasks"), [(True, 1), (False, 3)])
+def test_a_refresh_is_split_into_tasks_only_for_workers(
+    eager: bool,
+    tasks: int,
+    school: School,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Callable,
+) -> None:
+    from apps.features import receivers
+    from apps.features.tasks import features_refresh_task
+
+    monkeypatch.setattr(receivers, "TASK_STUDENTS", 2)
+    monkeypatch.setitem(features_refresh_task.app.conf, "task_always_eager", eager)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        student_data_changed.send(
+            sender=None,
+            student_ids=[1, 2, 3, 4, 5],
+            since=week(1),
+            until=None,
+            kinds=[],
+            source="t",
+        )
+    sent = [c.keywords["student_ids"] for c in callbacks if isinstance(c, functools.partial)]
+    assert len(sent) == tasks
+    assert sorted(i for ids in sent for i in ids) == [1, 2, 3, 4, 5]
 
 
 def test_the_refresh_task_is_routed_to_the_ml_queue() -> None:

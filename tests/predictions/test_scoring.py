@@ -73,6 +73,22 @@ def test_feature_version_mismatch_is_refused(district):
     assert not Prediction.objects.exists()
 
 
+def test_forgetting_a_student_keeps_the_cache_of_other_buckets(district, django_assert_num_queries):
+    from apps.predictions.services.scoring import GENERATION_BUCKETS, prediction_cache_forget
+
+    changed, other = district.students[0], district.students[1]
+    assert changed.pk % GENERATION_BUCKETS != other.pk % GENERATION_BUCKETS
+    as_of = district.week_start + dt.timedelta(days=3)
+    for student in (changed, other):
+        prediction_for_student(student=student, as_of=as_of)
+    prediction_cache_forget(student_ids=[changed.pk])
+    with django_assert_num_queries(1):  # the active model's row; the score is still cached
+        prediction_for_student(student=other, as_of=as_of)
+    with CaptureQueriesContext(connection) as queries:
+        prediction_for_student(student=changed, as_of=as_of)
+    assert len(queries.captured_queries) > 1
+
+
 def test_single_prediction_is_cached_and_invalidated(district, django_assert_num_queries):
     student = district.students[0]
     as_of = district.week_start + dt.timedelta(days=3)

@@ -8,12 +8,20 @@ import numpy as np
 import pandas as pd
 
 from apps.features import raw
-from apps.features.extractors.base import Extracted, Extractor, Grid
+from apps.features.extractors.base import (
+    Extracted,
+    Extractor,
+    Grid,
+    Scope,
+    in_window,
+    with_rows_recomputed,
+)
 
 
 class DisciplineExtractor(Extractor):
     name = "discipline"
     code_version = 1
+    sources = ("incidents",)
 
     def __init__(
         self, *, severity_weights: tuple[float, float, float] = (1.0, 2.0, 4.0), cap_weeks: int = 52
@@ -37,38 +45,47 @@ class DisciplineExtractor(Extractor):
             "weeks_since_incident": (0, self.cap_weeks),
         }
 
+    def read(self, scope: Scope) -> dict[str, pd.DataFrame]:
+        calendar = scope.calendar
+        # An update needs the incidents from the rebuilt weeks on only (see extract).
+        first = calendar.week_start(scope.first_week) if scope.resuming else calendar.start
+        frame = raw.incidents(
+            origin=calendar.origin_date,
+            first=max(calendar.start, first),
+            last=calendar.end,
+            student_ids=scope.student_ids,
+        )
+        return {"incidents": frame}
+
     def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
-        calendar = grid.calendar
+        incidents = grid.sources(self)["incidents"]
         if grid.previous is None:
+            return in_window(grid, self._from_incidents(grid, incidents))
+        # Incremental: without an incident in the rebuilt weeks, counts are 0
+        # and the weeks since the last one keep counting from the week before.
+        changed = np.unique(incidents["student_id"].to_numpy())
+        shape = (len(grid.student_ids), grid.window_weeks)
+        elapsed = np.arange(1, grid.window_weeks + 1)[None, :]
+        carried = {
+            "incidents": np.zeros(shape),
+            "incident_severity": np.zeros(shape),
+            "suspension_days": np.zeros(shape),
+            "weeks_since_incident": np.minimum(
+                grid.carried("weeks_since_incident") + elapsed, self.cap_weeks
+            ),
+        }
+
+        def year(subgrid: Grid) -> Extracted:
+            calendar = subgrid.calendar
             frame = raw.incidents(
                 origin=calendar.origin_date,
                 first=calendar.start,
                 last=calendar.end,
-                student_ids=grid.student_ids,
+                student_ids=subgrid.student_ids,
             )
-            return self._from_incidents(grid, frame)
-        # Incremental: without an incident in the rebuilt weeks, counts are 0
-        # and the weeks since the last one keep counting from the week before.
-        first = max(calendar.start, calendar.week_start(grid.first_week))
-        recent = raw.incidents(
-            origin=calendar.origin_date,
-            first=first,
-            last=calendar.end,
-            student_ids=grid.student_ids,
-        )
-        changed = np.unique(recent["student_id"].to_numpy())
-        frame = raw.incidents(
-            origin=calendar.origin_date,
-            first=calendar.start,
-            last=calendar.end,
-            student_ids=changed,
-        )
-        result = self._from_incidents(grid, frame)
-        keep = ~np.isin(grid.student_ids, changed)
-        elapsed = np.arange(grid.shape[1])[None, :] - (grid.first_week - 1)
-        since = np.minimum(grid.carried("weeks_since_incident") + elapsed, self.cap_weeks)
-        result.values["weeks_since_incident"][keep] = since[keep]
-        return result
+            return self._from_incidents(subgrid, frame)
+
+        return with_rows_recomputed(grid, carried, changed, year)
 
     def _from_incidents(self, grid: Grid, frame: pd.DataFrame) -> Extracted:
         n, w = grid.shape

@@ -9,50 +9,55 @@ import pandas as pd
 
 from apps.features import raw
 from apps.features.calendar import YearCalendar
-from apps.features.extractors.base import Extracted, Extractor, Grid
+from apps.features.extractors.base import Extracted, Extractor, Grid, Scope
 
 
 def build_grid(
-    calendar: YearCalendar, student_ids: np.ndarray, *, first_week: int, last_week: int
+    calendar: YearCalendar,
+    student_ids: np.ndarray,
+    *,
+    first_week: int,
+    last_week: int,
+    enrollments: pd.DataFrame | None = None,
 ) -> Grid:
+    """The students' grid; `enrollments`: their rows of `raw.enrollments`, when already read."""
     student_ids = np.asarray(student_ids, dtype=np.int64)
     n, w = len(student_ids), calendar.weeks
     origin = calendar.origin_date
-    frame = raw.enrollments(
-        origin=origin, academic_year=calendar.academic_year, student_ids=student_ids
-    )
-    enrolled = np.zeros((n, w), dtype=bool)
+    if enrollments is None:
+        enrollments = raw.enrollments(
+            origin=origin, academic_year=calendar.academic_year, student_ids=student_ids
+        )
+    frame = enrollments
+    weeks = np.arange(w)[None, :]
+    # Which of the frame's enrollments covers each student-week (-1: none).
+    # Enrollments are ordered by entry date within each student, so a
+    # transfer's new school wins the week in which both are open.
+    covering = np.full((n, w), -1, dtype=np.int64)
+    student = frame["student_id"].to_numpy(dtype=np.int64)
+    rows = np.searchsorted(student_ids, student)
+    first = np.clip(frame["entry_day"].to_numpy() // 7, 0, w - 1)
+    last = np.clip(frame["exit_day"].to_numpy() // 7, 0, w - 1)
+    starts = np.r_[True, student[1:] != student[:-1]] if len(student) else np.zeros(0, bool)
+    index = np.arange(len(student))
+    rank = index - np.maximum.accumulate(np.where(starts, index, 0)) if len(student) else index
+    for k in range(int(rank.max()) + 1 if len(rank) else 0):
+        sel = np.flatnonzero(rank == k)
+        span = (weeks >= first[sel, None]) & (weeks <= last[sel, None])
+        r = rows[sel]
+        covering[r] = np.where(span, sel[:, None], covering[r])
+    enrolled = covering >= 0
     school = np.zeros((n, w), dtype=np.int64)
     grade = np.full((n, w), np.nan)
-    if len(frame):
-        rows = np.searchsorted(student_ids, frame["student_id"].to_numpy(dtype=np.int64))
-        entry_days = frame["entry_day"].to_numpy()
-        exit_days = frame["exit_day"].to_numpy()
-        first = np.clip(entry_days // 7, 0, w - 1)
-        last = np.clip(exit_days // 7, 0, w - 1)
-        # Enrollments are ordered by entry date within each student, so a
-        # transfer's new school wins the week in which both are open.
-        rank = frame.groupby("student_id").cumcount().to_numpy()
-        weeks = np.arange(w)[None, :]
-        school_ids = frame["school_id"].to_numpy(dtype=np.int64)
-        grades = frame["grade_level"].to_numpy(dtype=np.float64)
-        for k in range(int(rank.max()) + 1):
-            sel = rank == k
-            span = (weeks >= first[sel, None]) & (weeks <= last[sel, None])
-            r = rows[sel]
-            enrolled[r] |= span
-            school[r] = np.where(span, school_ids[sel, None], school[r])
-            grade[r] = np.where(span, grades[sel, None], grade[r])
-        entry_weeks = pd.DataFrame({"row": rows, "week": first})
-    else:
-        entry_weeks = pd.DataFrame({"row": np.zeros(0, np.int64), "week": np.zeros(0, np.int64)})
     school_bits = np.zeros((n, w), dtype=np.int64)
-    schools = np.unique(school[school > 0])
-    if len(schools):
-        table = calendar.school_bits(schools)
-        index = np.searchsorted(schools, school)
-        index = np.clip(index, 0, len(schools) - 1)
-        school_bits = np.where(school > 0, table[index, np.arange(w)[None, :]], 0)
+    if len(frame):
+        enrollment_school = frame["school_id"].to_numpy(dtype=np.int64)
+        school_ids, school_index = np.unique(enrollment_school, return_inverse=True)
+        school = np.where(enrolled, enrollment_school[covering], 0)
+        grade = np.where(enrolled, frame["grade_level"].to_numpy(dtype=np.float64)[covering], grade)
+        table = calendar.school_bits(school_ids)
+        school_bits = np.where(enrolled, table[school_index[covering], weeks], 0)
+    entry_weeks = pd.DataFrame({"row": rows, "week": first})
     return Grid(
         calendar=calendar,
         student_ids=student_ids,
@@ -70,6 +75,7 @@ def build_grid(
 class EnrollmentExtractor(Extractor):
     name = "enrollment"
     code_version = 1
+    sources = ("births",)
 
     def __init__(self, *, entry_age: int = 6) -> None:
         # Grade 1 starts at six in Bangladesh, so grade g is expected at g + 5.
@@ -90,11 +96,18 @@ class EnrollmentExtractor(Extractor):
             "school_changes": (0, 12),
         }
 
+    def read(self, scope: Scope) -> dict[str, pd.DataFrame]:
+        return {
+            "births": raw.birth_dates(
+                origin=scope.calendar.origin_date, student_ids=scope.student_ids
+            )
+        }
+
     def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
-        n, w = grid.shape
+        n = len(grid.student_ids)
         start = grid.calendar.start
         origin = np.datetime64(grid.calendar.origin_date, "D")
-        births = raw.birth_dates(origin=grid.calendar.origin_date, student_ids=grid.student_ids)
+        births = grid.sources(self)["births"]
         age = np.full(n, np.nan)
         if len(births):
             dob = pd.DatetimeIndex(origin + births["birth_day"].to_numpy().astype("timedelta64[D]"))
@@ -103,18 +116,19 @@ class EnrollmentExtractor(Extractor):
             )
             years = start.year - dob.year - before_birthday.astype(int)
             age[grid.rows_of(births["student_id"].to_numpy())] = np.asarray(years, dtype=np.float64)
-        expected = grid.grade_level + (self.entry_age - 1)
-        over_age = np.maximum(age[:, None] - expected, 0.0)
-
-        weeks_enrolled = np.cumsum(grid.in_session, axis=1).astype(np.float64)
+        window = grid.window
+        grade_level = grid.grade_level[:, window]
+        over_age = np.maximum(age[:, None] - (grade_level + (self.entry_age - 1)), 0.0)
+        # Counted from the year's first week, whatever the window.
+        weeks_enrolled = np.cumsum(grid.in_session, axis=1)[:, window].astype(np.float64)
         entries = grid.entry_weeks
         started = np.cumsum(
             grid.scatter_sum(entries["row"].to_numpy(), entries["week"].to_numpy()), axis=1
         )
-        school_changes = np.maximum(started - 1, 0)
+        school_changes = np.maximum(started[:, window] - 1, 0)
         return Extracted(
             values={
-                "grade_level": grid.grade_level.copy(),
+                "grade_level": grade_level,
                 "over_age": over_age,
                 "weeks_enrolled": weeks_enrolled,
                 "school_changes": school_changes,

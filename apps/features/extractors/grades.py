@@ -8,12 +8,22 @@ import numpy as np
 import pandas as pd
 
 from apps.features import raw
-from apps.features.extractors.base import Extracted, Extractor, Grid, forward_fill, ratio
+from apps.features.extractors.base import (
+    Extracted,
+    Extractor,
+    Grid,
+    Scope,
+    forward_fill,
+    in_window,
+    ratio,
+    with_rows_recomputed,
+)
 
 
 class GradesExtractor(Extractor):
     name = "grades"
     code_version = 1
+    sources = ("grades",)
 
     def __init__(
         self,
@@ -56,38 +66,42 @@ class GradesExtractor(Extractor):
             "missing_assessments": (0, 500),
         }
 
+    def read(self, scope: Scope) -> dict[str, pd.DataFrame]:
+        calendar = scope.calendar
+        marks = raw.grades(
+            origin=calendar.origin_date,
+            academic_year=calendar.academic_year,
+            student_ids=scope.student_ids,
+            # An update needs the marks of the rebuilt weeks only (see extract).
+            days=scope.window_days() if scope.resuming else None,
+        )
+        return {"grades": marks}
+
     def extract(self, grid: Grid, state: np.ndarray | None) -> Extracted:
-        calendar = grid.calendar
+        marks = grid.sources(self)["grades"]
         if grid.previous is None:
-            frame = raw.grades(
-                origin=calendar.origin_date,
-                academic_year=calendar.academic_year,
-                student_ids=grid.student_ids,
-            )
-            return self._from_marks(grid, frame)
+            return in_window(grid, self._from_marks(grid, marks))
         # Incremental: a student with no mark dated in the rebuilt weeks keeps
         # the running values of the week before (every column here only
-        # changes on a new mark); only the others are recomputed from the year.
-        first_day, last_day = grid.window_days()
-        recent = raw.grades(
-            origin=calendar.origin_date,
-            academic_year=calendar.academic_year,
-            student_ids=grid.student_ids,
-            days=(first_day, last_day),
-        )
-        changed = np.unique(recent["student_id"].to_numpy())
-        frame = raw.grades(
-            origin=calendar.origin_date,
-            academic_year=calendar.academic_year,
-            student_ids=changed,
-        )
-        result = self._from_marks(grid, frame)
-        keep = ~np.isin(grid.student_ids, changed)
-        for column in self.columns:
-            if column == "marks_share":
-                continue  # a weekly value: no mark that week is NaN, as computed
-            result.values[column][keep] = grid.carried(column)[keep]
-        return result
+        # changes on a new mark, and no mark that week is a NaN share); only
+        # the others are recomputed from the year.
+        changed = np.unique(marks["student_id"].to_numpy())
+        carried = {
+            column: np.full((len(grid.student_ids), grid.window_weeks), np.nan)
+            if column == "marks_share"
+            else grid.carried(column)
+            for column in self.columns
+        }
+
+        def year(subgrid: Grid) -> Extracted:
+            frame = raw.grades(
+                origin=subgrid.calendar.origin_date,
+                academic_year=subgrid.calendar.academic_year,
+                student_ids=subgrid.student_ids,
+            )
+            return self._from_marks(subgrid, frame)
+
+        return with_rows_recomputed(grid, carried, changed, year)
 
     def _from_marks(self, grid: Grid, frame: pd.DataFrame) -> Extracted:
         n, w = grid.shape
@@ -104,25 +118,16 @@ class GradesExtractor(Extractor):
             "marks_average": ratio(np.cumsum(week_sum, axis=1), np.cumsum(week_count, axis=1)),
         }
         codes = raw.subject_codes()
-        subject_code = np.array([codes.get(int(s), "") for s in frame["subject_id"]], dtype=object)
+        subject_ids = frame["subject_id"].to_numpy()
         for code in self.core_subjects:
-            sel = marked & (subject_code == code)
+            sel = marked & np.isin(subject_ids, [pk for pk, c in codes.items() if c == code])
             total = np.cumsum(grid.scatter_sum(rows[sel], weeks[sel], share[sel]), axis=1)
             count = np.cumsum(grid.scatter_sum(rows[sel], weeks[sel]), axis=1)
             values[f"marks_average_{code.lower()}"] = ratio(total, count)
 
-        # A subject is failing while its latest mark is below the pass share.
-        failing = np.zeros((n, w))
-        subject_ids = frame["subject_id"].to_numpy()
-        for subject in np.unique(subject_ids[marked]):
-            sel = marked & (subject_ids == subject)
-            latest = forward_fill(
-                ratio(
-                    grid.scatter_sum(rows[sel], weeks[sel], share[sel]),
-                    grid.scatter_sum(rows[sel], weeks[sel]),
-                )
-            )
-            failing += np.nan_to_num(latest < self.pass_share, nan=0.0) * ~np.isnan(latest)
+        failing = self._failing(
+            grid, rows[marked], subject_ids[marked], weeks[marked], share[marked]
+        )
         any_marks = np.cumsum(week_count, axis=1) > 0
         values["failing_subjects"] = np.where(any_marks, failing, np.nan)
         values["marks_trend"] = self._trend(grid, frame[marked], rows[marked])
@@ -130,6 +135,33 @@ class GradesExtractor(Extractor):
             grid.scatter_sum(rows[missing], weeks[missing]), axis=1
         )
         return Extracted(values=values)
+
+    def _failing(
+        self,
+        grid: Grid,
+        rows: np.ndarray,
+        subject_ids: np.ndarray,
+        weeks: np.ndarray,
+        share: np.ndarray,
+    ) -> np.ndarray:
+        """[N, W]: subjects whose latest week's mean mark is below the pass share.
+
+        Each (student, subject, week) with marks sets the subject failing or
+        not from then on: the count changes by +1 / -1 only where that flips,
+        so one cumulative sum over the changes gives every week's count.
+        """
+        _, subject = np.unique(subject_ids, return_inverse=True)
+        subjects = int(subject.max()) + 1 if len(subject) else 1
+        w = grid.shape[1]
+        key = (rows * subjects + subject) * w + weeks
+        keys, group = np.unique(key, return_inverse=True)  # by student, subject, week
+        # The week's mean, summed in the marks' order as a per-subject sum would.
+        mean = np.bincount(group, weights=share) / np.bincount(group)
+        fails = (mean < self.pass_share).astype(np.int64)
+        same_subject = np.r_[False, keys[1:] // w == keys[:-1] // w]
+        before = np.where(same_subject, np.r_[0, fails[:-1]], 0)
+        change = grid.scatter_sum(keys // w // subjects, keys % w, fails - before)
+        return np.cumsum(change, axis=1)
 
     def _trend(self, grid: Grid, marks: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         """Slope of the mean mark per assessment date over the last 2-3 dates.
