@@ -88,7 +88,8 @@ class ImportJobAdmin(admin.ModelAdmin):
             info = import_job_progress(job)
             return _("loading (%(rows)s rows)") % {"rows": info["rows_to_load"]}
         if job.status == ImportStatus.VALIDATING:
-            return _("%(rows)s rows checked") % {"rows": job.rows_read}
+            # The job row changes only at COMMIT; the running count is in the cache.
+            return _("%(rows)s rows checked") % {"rows": import_job_progress(job)["rows_read"]}
         return job.get_status_display()
 
     @admin.display(description=gettext_lazy("error report"))

@@ -2,9 +2,9 @@
 
 Validated rows go into a temporary staging table (COPY on PostgreSQL, in
 binary blocks built with numpy where the rows allow it; executemany on
-SQLite). Loading then runs, per target table, inside the caller's
-transaction, from the staging table itself where the kind has one target
-(else from a copy shaped by the target's source query):
+SQLite). Loading then runs, per target table, inside the job's transaction,
+from the staging table itself where the kind has one target (else from a
+copy shaped by the target's source query):
 
 1. probe whether any stored row can share a staged natural key; if none
    can (a first load, a new month), go straight to step 4 with plain INSERTs;
@@ -14,6 +14,10 @@ transaction, from the staging table itself where the kind has one target
 4. ``INSERT ... SELECT ... ON CONFLICT (natural key) DO UPDATE`` in batches
    of line ranges (the rest are ``inserted``).
 
+Every function here takes the cursor it runs on: apps.ingestion.pipeline
+runs them from a thread on the job's own psycopg connection (not Django's
+per-thread one), so that they stay inside the job's transaction.
+
 A temporary table lives in the database session, so a worker that dies takes
 its staging rows with it, and the open transaction rolls back: nothing half
 written survives (see services.import_jobs_fail_stale for the job row).
@@ -22,7 +26,7 @@ written survives (see services.import_jobs_fail_stale for the job row).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +133,19 @@ class Target:
     # Which file columns feed each target column: a column the file lacks is
     # neither compared nor overwritten.
     fed_by: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def copies_directly(self) -> bool:
+        """A staged row is exactly the stored row: new rows can be COPYed into the table."""
+        return (
+            self.in_place
+            and not self.timestamps
+            and not self.insert_only_defaults
+            and not self.conflict_where
+            and not self.update_only
+            and not self.fed_by
+            and self.date_column in self.key[1:]
+        )
 
 
 def _t(model: type[models.Model]) -> str:
@@ -304,71 +321,156 @@ class Stage:
         self.columns = STAGE_COLUMNS[kind]
         self.rows = 0
 
-    def create(self) -> None:
+    def create(self, cursor: Any) -> None:
         columns = ", ".join(f"{_q(name)} {sqltype}" for name, sqltype in self.columns)
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
-            cursor.execute(f"CREATE TEMPORARY TABLE {self.name} (line integer NOT NULL, {columns})")
+        cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {self.name} (line integer NOT NULL, {columns})")
 
-    def drop(self) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
+    def drop(self, cursor: Any) -> None:
+        cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
 
-    def write(self, frame: pd.DataFrame) -> int:
+    def encode(self, frame: pd.DataFrame) -> list[bytes] | None:
+        """The frame as COPY BINARY blocks (PostgreSQL), or None for the row-by-row paths."""
+        if connection.vendor != "postgresql" or frame.empty:
+            return None
+        return _binary_copy(frame, self.columns)
+
+    def write(self, cursor: Any, frame: pd.DataFrame, blocks: list[bytes] | None = None) -> int:
+        """Append the frame; `blocks` is what encode() gave for it, if anything.
+
+        On PostgreSQL `cursor` is a psycopg cursor (its copy() is used).
+        """
         if frame.empty:
             return 0
         names = ["line"] + [name for name, _type in self.columns]
         column_list = ", ".join(_q(n) for n in names)
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                blocks = _binary_copy(frame, self.columns)
-                if blocks is not None:
-                    # A few large preformatted blocks: no Python work per row.
-                    sql = f"COPY {self.name} ({column_list}) FROM STDIN (FORMAT BINARY)"
-                    with cursor.cursor.copy(sql) as copy:
-                        for block in blocks:
-                            copy.write(block)
-                else:
-                    with cursor.cursor.copy(f"COPY {self.name} ({column_list}) FROM STDIN") as copy:
-                        for row in _rows(frame, self.columns):
-                            copy.write_row(row)
+        if connection.vendor == "postgresql":
+            if blocks is not None:
+                # A few large preformatted blocks: no Python work per row.
+                sql = f"COPY {self.name} ({column_list}) FROM STDIN (FORMAT BINARY)"
+                with cursor.copy(sql) as copy:
+                    for block in blocks:
+                        copy.write(block)
             else:
-                marks = ", ".join(["%s"] * len(names))
-                cursor.executemany(
-                    f"INSERT INTO {self.name} ({column_list}) VALUES ({marks})",  # noqa: S608
-                    list(_rows(frame, self.columns, dates_as_text=True)),
-                )
+                with cursor.copy(f"COPY {self.name} ({column_list}) FROM STDIN") as copy:
+                    for row in _rows(frame, self.columns):
+                        copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(names))
+            cursor.executemany(
+                f"INSERT INTO {self.name} ({column_list}) VALUES ({marks})",  # noqa: S608
+                list(_rows(frame, self.columns, dates_as_text=True)),
+            )
         self.rows += len(frame)
         return len(frame)
 
-    def delete_lines(self, lines: Sequence[int]) -> None:
-        with connection.cursor() as cursor:
-            for start in range(0, len(lines), 10_000):
-                batch = list(lines[start : start + 10_000])
-                marks = ", ".join(["%s"] * len(batch))
-                cursor.execute(f"DELETE FROM {self.name} WHERE line IN ({marks})", batch)  # noqa: S608
-
-    def analyze(self) -> None:
+    def analyze(self, cursor: Any) -> None:
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(f"ANALYZE {self.name}")
+            cursor.execute(f"ANALYZE {self.name}")
 
-    def line_range(self) -> tuple[int, int]:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT min(line), max(line) FROM {self.name}")  # noqa: S608
-            low, high = cursor.fetchone()
-        return int(low or 0), int(high or 0)
+
+@dataclass
+class Chunk:
+    """One validated chunk, with what loading needs to know of it.
+
+    Built in the validating thread (Python work), loaded in the loading one.
+    `blocks` are the staging table's COPY BINARY blocks; `direct` the same
+    rows in the table's own columns, where the target allows COPY straight
+    into it (copy_new); `spans` holds, per value of the key's first column,
+    the first and last staged date (see _spans_stored).
+    """
+
+    frame: pd.DataFrame
+    blocks: list[bytes] | None = None
+    direct: list[bytes] | None = None
+    spans: tuple[list[int], list[dt.date], list[dt.date]] | None = None
+    student_ids: list[int] = field(default_factory=list)
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+
+def chunk_for(target: Target | None, stage: Stage, frame: pd.DataFrame) -> Chunk:
+    """`target`: the kind's one table, when new rows may be COPYed into it chunk by chunk."""
+    chunk = Chunk(frame)
+    if target is None or connection.vendor != "postgresql" or not target.copies_directly:
+        chunk.blocks = stage.encode(frame)
+        return chunk
+    first, day = target.key[0], target.date_column
+    days = frame[day].to_numpy(dtype="M8[D]")
+    spans = pd.DataFrame({"k": frame[first].to_numpy(dtype=np.int64), "d": days})
+    spans = spans.groupby("k", sort=False)["d"].agg(["min", "max"])
+    chunk.spans = (
+        spans.index.tolist(),
+        spans["min"].to_numpy(dtype="M8[D]").astype(object).tolist(),
+        spans["max"].to_numpy(dtype="M8[D]").astype(object).tolist(),
+    )
+    if first == "student_id":
+        chunk.student_ids = chunk.spans[0]
+    chunk.since, chunk.until = _as_date(days.min()), _as_date(days.max())
+    chunk.direct = _binary_copy(frame, stage.columns, line=False)
+    return chunk
+
+
+def copy_new(cursor: Any, stage: Stage, target: Target, chunk: Chunk) -> TargetResult | None:
+    """COPY the chunk straight into its table if no stored row can share a key; else None.
+
+    COPY inserts in bulk (multi-row heap inserts and WAL records): about a
+    third cheaper than staging the rows and INSERT ... SELECT. A concurrent
+    import of the same keys then fails this job on the unique index, leaving
+    nothing written. A chunk that may hold stored keys goes to the staging
+    table instead, for upsert() to compare once the file is done.
+    """
+    if chunk.direct is None or chunk.spans is None:
+        return None
+    if _spans_stored(cursor, target, chunk.spans):
+        return None
+    names = ", ".join(_q(name) for name, _type in stage.columns)
+    with cursor.copy(f"COPY {_q(target.table)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        for block in chunk.direct:
+            copy.write(block)
+    return TargetResult(
+        inserted=len(chunk.frame),
+        student_ids=chunk.student_ids,
+        since=chunk.since,
+        until=chunk.until,
+    )
+
+
+def _spans_stored(
+    cursor: Any, target: Target, spans: tuple[list[int], list[dt.date], list[dt.date]]
+) -> bool:
+    """Whether a stored row has a key's first value with a date inside that value's staged span.
+
+    The staged side comes as arrays: no staging table, no aggregate over the
+    chunk in the database. A student's earlier months, and the rows an
+    earlier chunk of the same file holds (other dates of that student), fall
+    outside the span.
+    """
+    first, day = _q(target.key[0]), _q(target.date_column)
+    cursor.execute(
+        "SELECT EXISTS (SELECT 1 FROM unnest(%s::bigint[], %s::date[], %s::date[]) "  # noqa: S608
+        f"AS s(k, low, high) JOIN {_q(target.table)} t "
+        f"ON t.{first} = s.k AND t.{day} BETWEEN s.low AND s.high)",
+        list(spans),
+    )
+    return bool(cursor.fetchone()[0])
 
 
 def upsert(
+    cursor: Any,
     stage: Stage,
     target: Target,
     *,
     present: set[str],
     now: dt.datetime,
     progress: Callable[[int], None] | None = None,
+    stored: bool | None = None,
 ) -> TargetResult:
-    """Write the staged rows into one table; the caller holds the transaction."""
+    """Write the staged rows into one table; the caller holds the transaction.
+
+    `stored`: whether a stored row may share a staged key, when the caller
+    already probed (None: probe here).
+    """
     fed = dict(target.fed_by)
     columns = [c for c in target.columns if c not in fed or fed[c] in present]
     src = stage.name if target.in_place else f"{stage.name}_{target.name}"
@@ -393,95 +495,97 @@ def upsert(
             result.since, result.until = _as_date(row[3]), _as_date(row[4])
         return int(row[0]), int(row[1] or 0), int(row[2] or 0)
 
-    with connection.cursor() as cursor:
-        if not target.in_place:
-            cursor.execute(f"DROP TABLE IF EXISTS {src}")
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE {src} AS {target.source.format(stage=stage.name)}"
-            )
-            if connection.vendor == "postgresql":
-                cursor.execute(f"ANALYZE {src}")
-        remaining, low, high = figures()
-        if remaining and _any_stored(cursor, src, target, result.since, result.until):
-            condition = " AND ".join([key_match, *(unchanged_on(c) for c in columns)])
-            cursor.execute(
-                f"DELETE FROM {src} WHERE EXISTS "  # noqa: S608
-                f"(SELECT 1 FROM {_q(target.table)} t WHERE {condition})"
-            )
-            result.unchanged = max(cursor.rowcount, 0)
-            cursor.execute(
-                f"SELECT count(*) FROM {src} WHERE EXISTS "  # noqa: S608
-                f"(SELECT 1 FROM {_q(target.table)} t WHERE {key_match})"
-            )
-            result.updated = int(cursor.fetchone()[0])
-            if result.unchanged:
-                remaining, low, high = figures()
-        # else: no staged key can be stored yet (a first load), so there is
-        # nothing to compare; this skips two joins against the real table.
-        result.inserted = remaining - result.updated
-        if remaining:
-            if "student_id" in target.key and target.table != _t(Student):
-                cursor.execute(f"SELECT DISTINCT student_id FROM {src}")  # noqa: S608
-                result.student_ids = [int(r[0]) for r in cursor.fetchall()]
-            batches = (
-                [(low, high)]
-                if not target.batched
-                else [
-                    (start, min(start + BATCH_ROWS - 1, high))
-                    for start in range(low, high + 1, BATCH_ROWS)
-                ]
-            )
-            for first, last in batches:
-                if target.update_only:
-                    _update_batch(cursor, src, target, columns, now, first, last)
-                else:
-                    # No staged key is stored yet (a first load): a plain
-                    # INSERT skips ON CONFLICT's speculative insertion, which
-                    # costs about half again. A concurrent import of the same
-                    # keys then fails this job on the unique index, leaving
-                    # nothing written.
-                    _insert_batch(
-                        cursor,
-                        src,
-                        target,
-                        columns,
-                        now,
-                        first,
-                        last,
-                        on_conflict=result.updated > 0 or bool(target.conflict_where),
-                    )
-                if progress is not None:
-                    progress(last)
-        if target.table == _t(Student) and remaining:
-            cursor.execute(
-                f"SELECT st.id FROM {_q(target.table)} st JOIN {src} ON st.student_id = {src}.student_id"  # noqa: S608
-            )
+    if not target.in_place:
+        cursor.execute(f"DROP TABLE IF EXISTS {src}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {src} AS {target.source.format(stage=stage.name)}")
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ANALYZE {src}")
+    remaining, low, high = figures()
+    if stored is None:
+        stored = bool(remaining) and _any_stored(cursor, src, target)
+    if remaining and stored:
+        condition = " AND ".join([key_match, *(unchanged_on(c) for c in columns)])
+        cursor.execute(
+            f"DELETE FROM {src} WHERE EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {_q(target.table)} t WHERE {condition})"
+        )
+        result.unchanged = max(cursor.rowcount, 0)
+        cursor.execute(
+            f"SELECT count(*) FROM {src} WHERE EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {_q(target.table)} t WHERE {key_match})"
+        )
+        result.updated = int(cursor.fetchone()[0])
+        if result.unchanged:
+            remaining, low, high = figures()
+    # else: no staged key can be stored yet (a first load), so there is
+    # nothing to compare; this skips two joins against the real table.
+    result.inserted = remaining - result.updated
+    if remaining:
+        if "student_id" in target.key and target.table != _t(Student):
+            cursor.execute(f"SELECT DISTINCT student_id FROM {src}")  # noqa: S608
             result.student_ids = [int(r[0]) for r in cursor.fetchall()]
-        if not target.in_place:
-            cursor.execute(f"DROP TABLE IF EXISTS {src}")
+        batches = (
+            [(low, high)]
+            if not target.batched
+            else [
+                (start, min(start + BATCH_ROWS - 1, high))
+                for start in range(low, high + 1, BATCH_ROWS)
+            ]
+        )
+        for first, last in batches:
+            if target.update_only:
+                _update_batch(cursor, src, target, columns, now, first, last)
+            else:
+                # No staged key is stored yet (a first load): a plain
+                # INSERT skips ON CONFLICT's speculative insertion, which
+                # costs about half again. A concurrent import of the same
+                # keys then fails this job on the unique index, leaving
+                # nothing written.
+                _insert_batch(
+                    cursor,
+                    src,
+                    target,
+                    columns,
+                    now,
+                    first,
+                    last,
+                    on_conflict=result.updated > 0 or bool(target.conflict_where),
+                )
+            if progress is not None:
+                progress(last)
+    if target.table == _t(Student) and remaining:
+        cursor.execute(
+            f"SELECT st.id FROM {_q(target.table)} st JOIN {src} ON st.student_id = {src}.student_id"  # noqa: S608
+        )
+        result.student_ids = [int(r[0]) for r in cursor.fetchall()]
+    if not target.in_place:
+        cursor.execute(f"DROP TABLE IF EXISTS {src}")
     return result
 
 
-def _any_stored(
-    cursor: Any, src: str, target: Target, since: dt.date | None, until: dt.date | None
-) -> bool:
+def _any_stored(cursor: Any, src: str, target: Target) -> bool:
     """Whether any stored row may share a natural key with the staged rows.
 
-    A probe per distinct value of the key's first column (and, when the key
-    holds the date, only within the staged dates), stopping at the first hit.
+    A probe per distinct value of the key's first column, stopping at the
+    first hit. When the key holds the date, each value is probed only within
+    its own staged dates (a student's earlier months do not count).
     """
     first = _q(target.key[0])
-    where = f"t.{first} IN (SELECT DISTINCT {first} FROM {src})"  # noqa: S608
-    params: list[Any] = []
-    if target.date_column in target.key and since is not None and until is not None:
-        where += f" AND t.{_q(target.date_column)} BETWEEN %s AND %s"
-        params += [since, until]
-    if target.conflict_where:
-        where += f" AND t.{target.conflict_where}"
-    cursor.execute(
-        f"SELECT EXISTS (SELECT 1 FROM {_q(target.table)} t WHERE {where})",  # noqa: S608
-        params,
-    )
+    table = _q(target.table)
+    extra = f" AND t.{target.conflict_where}" if target.conflict_where else ""
+    if target.date_column in target.key and target.key[0] != target.date_column:
+        day = _q(target.date_column)
+        sql = (
+            f"SELECT EXISTS (SELECT 1 FROM (SELECT {first}, min({day}) AS low, "  # noqa: S608
+            f"max({day}) AS high FROM {src} GROUP BY {first}) s JOIN {table} t "
+            f"ON t.{first} = s.{first} AND t.{day} BETWEEN s.low AND s.high{extra})"
+        )
+    else:
+        sql = (
+            f"SELECT EXISTS (SELECT 1 FROM {table} t "  # noqa: S608
+            f"WHERE t.{first} IN (SELECT DISTINCT {first} FROM {src}){extra})"
+        )
+    cursor.execute(sql)
     return bool(cursor.fetchone()[0])
 
 
@@ -617,7 +721,9 @@ def _regroup(keys: np.ndarray) -> tuple[np.ndarray, int]:
     return codes.astype(np.int64), len(uniques)
 
 
-def _binary_copy(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> list[bytes] | None:
+def _binary_copy(
+    frame: pd.DataFrame, columns: list[tuple[str, str]], line: bool = True
+) -> list[bytes] | None:
     """The frame as COPY BINARY data in a few blocks, or None where that does not fit.
 
     Each group of rows that share their text values and empty cells becomes
@@ -626,7 +732,9 @@ def _binary_copy(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> list[by
     array assignments.
     """
     n = len(frame)
-    parts: list[tuple[str, np.ndarray, Any]] = [("fixed", frame["_line"].to_numpy(), ">i4")]
+    parts: list[tuple[str, np.ndarray, Any]] = []
+    if line:
+        parts.append(("fixed", frame["_line"].to_numpy(), ">i4"))
     group = np.zeros(n, dtype=np.int64)
     groups = 1
     for name, sqltype in columns:

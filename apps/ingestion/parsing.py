@@ -118,8 +118,14 @@ def _plain(number: float) -> str:
 
 
 def parse_column(spec: Field, column: pd.Series) -> Parsed:
-    codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=False)
-    texts = ["" if u is None or u is np.nan else str(u) for u in uniques]
+    # With the sentinel pandas skips a separate pass looking for missing
+    # values (a CSV read as text has none); a spreadsheet's empty cells, if
+    # any, become one more distinct value.
+    codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
+    texts = [str(u) for u in uniques]
+    if len(codes) and codes.min() < 0:
+        codes = np.where(codes < 0, len(texts), codes)
+        texts.append("")
     values: list[Any] = []
     errors: list[tuple[str, dict[str, Any]] | None] = []
     for text in texts:

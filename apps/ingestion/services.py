@@ -7,21 +7,23 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files import File
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.common.signals import student_data_changed
-from apps.ingestion.loading import TARGETS, Stage, TargetResult, upsert
+from apps.ingestion.loading import Stage, TargetResult
 from apps.ingestion.models import (
     RUNNING_STATUSES,
     ImportJob,
@@ -30,6 +32,7 @@ from apps.ingestion.models import (
     ImportProblem,
     ImportStatus,
 )
+from apps.ingestion.pipeline import Duplicates, Loader
 from apps.ingestion.problems import FileRejected, Problem
 from apps.ingestion.quality import QualityCollector
 from apps.ingestion.readers import inspect_file, open_chunks
@@ -66,13 +69,22 @@ def _progress_key(job_id: int) -> str:
     return f"ingestion:job:{job_id}:loaded"
 
 
+def _read_key(job_id: int) -> str:
+    return f"ingestion:job:{job_id}:read"
+
+
 def import_job_progress(job: ImportJob) -> dict[str, Any]:
-    loaded = cache.get(_progress_key(job.pk)) if job.status == ImportStatus.LOADING else None
+    # While a job runs, its counts live in the cache: the job row only
+    # changes when the job's transaction commits (see _run).
+    running = job.status in RUNNING_STATUSES
+    counts = (cache.get(_read_key(job.pk)) if running else None) or {}
+    rows_read = counts.get("rows_read", job.rows_read)
+    rejected = counts.get("rows_rejected", job.rows_rejected)
     return {
         "status": job.status,
-        "rows_read": job.rows_read,
-        "rows_loaded": loaded,
-        "rows_to_load": max(job.rows_read - job.rows_rejected, 0),
+        "rows_read": rows_read,
+        "rows_loaded": cache.get(_progress_key(job.pk)) if running else None,
+        "rows_to_load": max(rows_read - rejected, 0),
     }
 
 
@@ -247,10 +259,11 @@ def import_job_run(*, job_id: int, chunk_rows: int | None = None) -> ImportJob:
         job.save()
     finally:
         try:
-            stage.drop()
+            with connection.cursor() as cursor:
+                stage.drop(cursor)
         except Exception:  # noqa: BLE001 - a broken connection already dropped it
             logger.warning("could not drop the staging table of job %s", job.pk)
-        cache.delete(_progress_key(job.pk))
+        cache.delete_many([_progress_key(job.pk), _read_key(job.pk)])
     job.refresh_from_db()
     return job
 
@@ -267,7 +280,6 @@ def _beat(job: ImportJob, **fields: Any) -> None:
 
 
 def _run(job: ImportJob, stage: Stage, chunk_rows: int | None) -> None:
-    started = time.perf_counter()
     path = Path(job.file.path)
     info = inspect_file(path)
     user = job.created_by
@@ -290,7 +302,8 @@ def _run(job: ImportJob, stage: Stage, chunk_rows: int | None) -> None:
         column_map=match.column_map,
         warnings=warnings,
     )
-    stage.create()
+    with connection.cursor() as cursor:
+        stage.create(cursor)
     references = References()
     validator = Validator(
         kind=job.kind,
@@ -301,162 +314,214 @@ def _run(job: ImportJob, stage: Stage, chunk_rows: int | None) -> None:
         references=references,
         today=timezone.localdate(),
     )
+    checks = _Checks(job, validator, sheet)
     quality = QualityCollector(job.kind)
-    keys: list[np.ndarray] = []
-    key_lines: list[np.ndarray] = []
-    rows_read = rejected = errors = stored = 0
-    skip_invalid = job.policy == ImportPolicy.SKIP_INVALID
-    for chunk in chunks:
-        result = validator.validate(chunk)
-        rows_read += result.rows
-        rejected += result.rejected
-        errors += len(result.problems)
-        stored += _save_problems(job, result.problems, stored)
-        keys.append(result.keys)
-        key_lines.append(result.stage["_line"].to_numpy(dtype=np.int64))
-        if skip_invalid or errors == 0:
-            # Under all-or-nothing, staging stops at the first error: the
-            # rest is still validated so that the report is complete.
-            with transaction.atomic():
-                stage.write(result.stage)
-            quality.add(result.stage)
-        _beat(job, rows_read=rows_read, rows_rejected=rejected, error_count=errors)
-    if rows_read == 0:
-        raise FileRejected("header_only")
-    duplicates = _duplicates(keys, key_lines, sheet)
-    if duplicates:
-        errors += len(duplicates)
-        rejected += len(duplicates)
-        stored += _save_problems(job, duplicates, stored)
-        with transaction.atomic():
-            stage.delete_lines([p.line for p in duplicates if p.line is not None])
-    job.rows_read, job.rows_rejected, job.error_count = rows_read, rejected, errors
-    job.validate_seconds = time.perf_counter() - started
-    if errors and not skip_invalid:
-        job.status = ImportStatus.REJECTED
-        job.finished_at = timezone.now()
-        job.heartbeat_at = None
-        job.save()
-        return
-    _beat(job, status=ImportStatus.LOADING, validate_seconds=job.validate_seconds)
-    stage.analyze()
-    _load(job, stage, match.present, quality, references)
-
-
-def _duplicates(keys: list[np.ndarray], lines: list[np.ndarray], sheet: str) -> list[Problem]:
-    if not keys:
-        return []
-    all_keys = np.concatenate(keys)
-    all_lines = np.concatenate(lines)
-    if len(all_keys) < 2:
-        return []
-    order = np.lexsort((all_lines, all_keys))
-    sorted_keys = all_keys[order]
-    repeat = np.concatenate([[False], sorted_keys[1:] == sorted_keys[:-1]])
-    if not repeat.any():
-        return []
-    # The first line of each run of equal keys is the one kept.
-    group_start = np.maximum.accumulate(np.where(~repeat, np.arange(len(order)), 0))
-    first_lines = all_lines[order][group_start]
-    dup_lines = all_lines[order]
-    return [
-        Problem(
-            code="duplicate_row",
-            line=int(dup_lines[i]),
-            sheet=sheet,
-            params={"first_line": int(first_lines[i])},
-        )
-        for i in np.flatnonzero(repeat)
-    ]
-
-
-def _load(
-    job: ImportJob,
-    stage: Stage,
-    present: set[str],
-    quality: QualityCollector,
-    references: References,
-) -> None:
-    started = time.perf_counter()
-    now = timezone.now()
-    results: dict[str, TargetResult] = {}
-    key = _progress_key(job.pk)
-
-    def progress(line: int) -> None:
-        cache.set(key, line, timeout=3600)
-        after_batch(job.pk, line)
-
+    staged_schools: set[Any] = set()
+    school_column = "eiin" if job.kind == ImportKind.SCHOOLS else "school_id"
+    feed = checks.feed(chunks)
+    results: dict[str, TargetResult] | None = None
+    tail = 0.0
+    # One transaction for the whole job: chunks are loaded while later ones
+    # are still being validated (apps.ingestion.pipeline), so an error in the
+    # last chunk must be able to undo the first. Until COMMIT nothing is
+    # visible, the job row included: progress goes through the cache.
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # The job row commits in this same transaction, so a server crash
-            # just after COMMIT loses both together (the job goes stale and is
-            # restarted); in exchange COMMIT does not wait for the WAL flush
-            # of a few hundred MB.
+            # just after COMMIT loses both together (the job goes stale and
+            # is restarted); in exchange COMMIT does not wait for the WAL
+            # flush of a few hundred MB (docs/runbook.md).
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
-        # Before loading: loading removes unchanged rows from the staging table.
-        staged_schools = _staged_schools(stage, job.kind)
-        for target in TARGETS[job.kind]:
-            results[target.name] = upsert(
-                stage, target, present=present, now=now, progress=progress
-            )
-        figures, flags = quality.summarise(references.enrollments)
-        primary = list(results.values())[-1]
-        job.rows_inserted = primary.inserted
-        job.rows_updated = primary.updated
-        job.rows_unchanged = primary.unchanged
-        job.load_seconds = time.perf_counter() - started
-        job.status = ImportStatus.DONE
-        job.finished_at = timezone.now()
-        job.heartbeat_at = None
-        eiins = dict(School.objects.filter(pk__in=figures).values_list("pk", "eiin"))
-        job.quality = {
-            "tables": {
-                name: {"inserted": r.inserted, "updated": r.updated, "unchanged": r.unchanged}
-                for name, r in results.items()
-            },
-            "schools": {eiins.get(pk, str(pk)): f for pk, f in figures.items()},
-            "flags": len(flags),
-        }
-        if job.dry_run:
-            # Everything above ran for real, so the counts say exactly what
-            # an import would do; now undo it.
+        loader = Loader(
+            stage=stage,
+            kind=job.kind,
+            present=match.present,
+            now=timezone.now(),
+            progress=partial(_loaded, job.pk),
+        )
+        try:
+            held = None
+            # A validated chunk is handed over only once the next one has been
+            # read and its references looked up: those lookups wait for the
+            # connection, which is then between two chunks, not in the middle
+            # of a COPY that the loader could have been running meanwhile.
+            for chunk in feed:
+                if held is not None:
+                    loader.put(held)
+                    held = None
+                rows = checks.add(chunk)
+                if checks.errors and not checks.skip_invalid:
+                    break  # rejected: stop loading, undo it, report the rest below
+                quality.add(rows)
+                if job.kind not in (ImportKind.HOLIDAYS, ImportKind.GRADES):
+                    staged_schools.update(rows[school_column].unique().tolist())
+                held = rows
+                checks.report_progress()
+            else:
+                if checks.rows_read == 0:
+                    raise FileRejected("header_only")
+                if held is not None:
+                    loader.put(held)
+                results = loader.finish()
+                tail = time.perf_counter()
+        except DatabaseError:
+            loader.abandon()
+            # A statement of the loading thread failed first; what this
+            # thread then got is only "transaction aborted".
+            if loader.error is not None:
+                raise loader.error from None
+            raise
+        finally:
+            loader.abandon()
+        if results is None:
             transaction.set_rollback(True)
         else:
-            source = f"import:{job.pk}"
-            for flag in flags:
-                flag.source = source
-            DataQualityFlag.objects.filter(source=source).delete()
-            DataQualityFlag.objects.bulk_create(flags)
-            job.save()
-            if job.kind == ImportKind.SCHOOLS:
-                staged_schools = list(
-                    School.objects.filter(eiin__in=staged_schools or []).values_list(
-                        "pk", flat=True
-                    )
-                )
-            job.schools.set(staged_schools if staged_schools is not None else list(figures))
-            _signal(job, results)
-    if job.dry_run:
+            _finish_load(job, checks, results, loader, quality, references, staged_schools)
+    if results is None:
+        for chunk in feed:
+            checks.add(chunk)
+            _beat(job, **checks.counts())
+        checks.save_problems()
+        job.validate_seconds = checks.seconds
+        job.status = ImportStatus.REJECTED
+        job.finished_at = timezone.now()
+        job.heartbeat_at = None
+        for name, value in checks.counts().items():
+            setattr(job, name, value)
         job.save()
+    elif job.dry_run:
+        job.save()  # after the rollback, with the counts an import would give
+        checks.save_problems()
     else:
-        # COMMIT runs PostgreSQL's deferred foreign-key checks (two per
-        # attendance row): part of loading, so part of the figure.
-        job.load_seconds = time.perf_counter() - started
+        # COMMIT is part of loading, so part of the figure.
+        job.load_seconds = loader.seconds + (time.perf_counter() - tail)
         ImportJob.objects.filter(pk=job.pk).update(load_seconds=job.load_seconds)
 
 
-def _staged_schools(stage: Stage, kind: str) -> list[int] | None:
-    """The schools the staged rows belong to; None where the quality figures say it."""
-    if kind in (ImportKind.HOLIDAYS, ImportKind.GRADES):
-        return None
-    column = "school_id" if kind != ImportKind.SCHOOLS else "eiin"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT DISTINCT {column} FROM {stage.name}")  # noqa: S608
-        values = [row[0] for row in cursor.fetchall()]
-    if kind == ImportKind.SCHOOLS:
-        return values  # eiins: the schools may not exist before loading
-    return [int(v) for v in values]
+class _Checks:
+    """Validation of a job's chunks: counts, problems (kept until the transaction ends), repeats."""
+
+    def __init__(self, job: ImportJob, validator: Validator, sheet: str) -> None:
+        self.job = job
+        self.validator = validator
+        self.sheet = sheet
+        self.skip_invalid = job.policy == ImportPolicy.SKIP_INVALID
+        self.duplicates = Duplicates()
+        self.problems: list[Problem] = []
+        self.rows_read = self.rejected = self.errors = 0
+        self.seconds = 0.0  # reading and checking (the loading thread works meanwhile)
+
+    def feed(self, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """The file's chunks, each with its references already looked up (see _run)."""
+        source = iter(chunks)
+        while True:
+            started = time.perf_counter()
+            chunk = next(source, None)
+            self.seconds += time.perf_counter() - started
+            if chunk is None:
+                return
+            self.validator.prefetch(chunk)
+            yield chunk
+
+    def add(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """Validate one chunk; the rows to stage (valid, first of their key)."""
+        started = time.perf_counter()
+        result = self.validator.validate(chunk)
+        rows = result.stage
+        lines = rows["_line"].to_numpy(dtype=np.int64)
+        repeats, first = self.duplicates.find(result.keys, lines)
+        problems = result.problems
+        if repeats.any():
+            problems = problems + [
+                Problem(
+                    code="duplicate_row",
+                    line=int(lines[i]),
+                    sheet=self.sheet,
+                    params={"first_line": int(first[i])},
+                )
+                for i in np.flatnonzero(repeats)
+            ]
+            rows = rows[~repeats].reset_index(drop=True)
+        self.rows_read += result.rows
+        self.rejected += result.rejected + int(repeats.sum())
+        self.errors += len(problems)
+        room = MAX_STORED_PROBLEMS - len(self.problems)
+        self.problems += problems[: max(room, 0)]
+        self.seconds += time.perf_counter() - started
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "rows_read": self.rows_read,
+            "rows_rejected": self.rejected,
+            "error_count": self.errors,
+        }
+
+    def report_progress(self) -> None:
+        cache.set(_read_key(self.job.pk), self.counts(), timeout=3600)
+
+    def save_problems(self) -> None:
+        _save_problems(self.job, self.problems)
+
+
+def _loaded(job_id: int, line: int) -> None:
+    """Progress of loading (called from the loading thread)."""
+    cache.set(_progress_key(job_id), line, timeout=3600)
+    after_batch(job_id, line)
+
+
+def _finish_load(
+    job: ImportJob,
+    checks: _Checks,
+    results: dict[str, TargetResult],
+    loader: Loader,
+    quality: QualityCollector,
+    references: References,
+    staged_schools: set[Any],
+) -> None:
+    """Inside the job's transaction, after the last chunk is loaded."""
+    for name, value in checks.counts().items():
+        setattr(job, name, value)
+    job.validate_seconds = checks.seconds
+    figures, flags = quality.summarise(references.enrollments)
+    primary = list(results.values())[-1]
+    job.rows_inserted = primary.inserted
+    job.rows_updated = primary.updated
+    job.rows_unchanged = primary.unchanged
+    job.load_seconds = loader.seconds
+    job.status = ImportStatus.DONE
+    job.finished_at = timezone.now()
+    job.heartbeat_at = None
+    eiins = dict(School.objects.filter(pk__in=figures).values_list("pk", "eiin"))
+    job.quality = {
+        "tables": {
+            name: {"inserted": r.inserted, "updated": r.updated, "unchanged": r.unchanged}
+            for name, r in results.items()
+        },
+        "schools": {eiins.get(pk, str(pk)): f for pk, f in figures.items()},
+        "flags": len(flags),
+    }
+    if job.dry_run:
+        # Everything above ran for real, so the counts say exactly what an
+        # import would do; now undo it (the job row is saved after).
+        transaction.set_rollback(True)
+        return
+    checks.save_problems()
+    source = f"import:{job.pk}"
+    for flag in flags:
+        flag.source = source
+    DataQualityFlag.objects.filter(source=source).delete()
+    DataQualityFlag.objects.bulk_create(flags)
+    job.save()
+    if job.kind == ImportKind.SCHOOLS:
+        schools = list(School.objects.filter(eiin__in=staged_schools).values_list("pk", flat=True))
+    elif job.kind in (ImportKind.HOLIDAYS, ImportKind.GRADES):
+        schools = list(figures)
+    else:
+        schools = [int(pk) for pk in staged_schools]
+    job.schools.set(schools)
+    _signal(job, results)
 
 
 def _signal(job: ImportJob, results: dict[str, TargetResult]) -> None:

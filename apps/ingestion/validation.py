@@ -223,6 +223,21 @@ class Validator:
             )
         return found
 
+    def prefetch(self, frame: pd.DataFrame) -> None:
+        """Look up the chunk's students and their enrollments ahead of validate().
+
+        While a job loads beside its validation, the database connection is
+        mostly busy loading the previous chunk; asking for a chunk's
+        references in one go, before checking it, leaves validate() itself
+        nothing to wait for (apps.ingestion.pipeline).
+        """
+        spec = self.specs.get("student_id")
+        if spec is None or "student_id" not in self.present or "student_id" not in frame:
+            return
+        ids = [v for v in parse_column(spec, frame["student_id"]).values if v]
+        known = self.refs.students(ids)
+        self.refs.load_enrollments(known[i] for i in ids if i in known)
+
     def validate(self, frame: pd.DataFrame) -> ChunkResult:
         frame = frame.reset_index(drop=True)
         lines = frame["_line"].to_numpy(dtype=np.int64)

@@ -45,16 +45,17 @@ def _roster_frame() -> pd.DataFrame:
 def test_binary_copy_stages_text_nulls_and_dates_exactly() -> None:
     frame = _roster_frame()
     stage = Stage(ImportKind.ROSTER, 0)
-    assert _binary_copy(frame, stage.columns) is not None  # the fast path is taken
-    stage.create()
-    stage.write(frame)
+    blocks = stage.encode(frame)
+    assert blocks is not None  # the fast path is taken
     with connection.cursor() as cursor:
+        stage.create(cursor)
+        stage.write(cursor.cursor, frame, blocks)
         cursor.execute(
             f"SELECT line, name, name_bn, date_of_birth, stipend_recipient, school_id, "  # noqa: S608
             f"exit_date, exit_reason FROM {stage.name} ORDER BY line"
         )
         rows = cursor.fetchall()
-    stage.drop()
+        stage.drop(cursor)
     assert rows == [
         (2, "Rahim", "", dt.date(2026, 1, 1), True, 1, None, None),
         (3, "রহিম উদ্দিন", "রহিম", None, False, 2, dt.date(2026, 5, 1), "transferred"),

@@ -118,7 +118,12 @@ class Command(BaseCommand):
 
     def _summary(self, job: ImportJob, *, quiet: bool) -> None:
         style = self.style.SUCCESS if job.status == ImportStatus.DONE else self.style.ERROR
-        seconds = (job.validate_seconds or 0) + (job.load_seconds or 0)
+        # Validation and loading overlap (apps.ingestion.pipeline): the job's wall time.
+        seconds = (
+            (job.finished_at - job.started_at).total_seconds()
+            if job.finished_at and job.started_at
+            else 0.0
+        )
         dry = " (dry run: nothing written)" if job.dry_run else ""
         self.stdout.write(
             style(
