@@ -195,7 +195,7 @@ def _explain(
         top_k=settings.EDUPULSE_EXPLAIN_TOP_K,
         static_numeric_names=STATIC_NUMERIC_COLUMNS,
         steps=settings.EDUPULSE_EXPLAIN_STEPS,
-        batch_size=256,
+        batch_size=128,
     )
     recent = 4
     for i, student_factors in zip(chosen.tolist(), explained, strict=True):
