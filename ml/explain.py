@@ -97,6 +97,7 @@ def explain(
     batch_size: int = 32,
     recent_weeks: int = 4,
     max_weeks: int = 4,
+    attention: np.ndarray | None = None,
 ) -> list[list[RiskFactor]]:
     """Top ``top_k`` risk factors per student, by integrated gradients + attention.
 
@@ -104,7 +105,9 @@ def explain(
     mean, which is 0 after standardising); "own_mean" compares each week with the
     student's own average, so only changes over time get credit.
     Static numeric columns compete with weekly features when
-    ``static_numeric_names`` is given.
+    ``static_numeric_names`` is given. ``attention`` [N, T] are the students'
+    pooling weights when the caller has them (``Scorer.score_with_attention``);
+    otherwise one more forward pass computes them.
     """
     scorer = scorer_or_model if isinstance(scorer_or_model, Scorer) else Scorer(scorer_or_model)
     loaded = scorer.loaded
@@ -144,13 +147,16 @@ def explain(
         # cuDNN's GRU refuses backward in eval mode; the native kernel does not.
         with torch.backends.cudnn.flags(enabled=False), _attention_kernel(device):
             attr_x, attr_s = _integrated_gradients(model, inputs, x_base, steps)
-        with torch.no_grad():
-            _, attention = model.forward_with_attention(*inputs)
+        if attention is None:
+            with torch.no_grad():
+                weights = model.forward_with_attention(*inputs)[1].float().cpu().numpy()
+        else:
+            weights = attention[sl]
         results.extend(
             _factors_for_student(
                 attr_x[i].detach().cpu().numpy(),
                 attr_s[i].detach().cpu().numpy(),
-                attention[i].float().cpu().numpy(),
+                weights[i],
                 arrays.seq[start + i],
                 arrays.static_num[start + i],
                 int(arrays.lengths[start + i]),
