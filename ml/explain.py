@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -65,6 +66,20 @@ def _integrated_gradients(
     return (x - x_base) * avg_x * mask, static_num * avg_s
 
 
+def _attention_kernel(device: torch.device) -> AbstractContextManager[object]:
+    """On CPU, plain matrix products for attention's forward and backward.
+
+    With a few dozen weeks per student, CPU's flash-attention kernel is slower than
+    the plain one: a quarter of an explanation's time (the same attributions up to
+    float rounding). Other devices keep their fused kernels.
+    """
+    if device.type != "cpu":
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(SDPBackend.MATH)
+
+
 def _mean_or_none(values: np.ndarray) -> float | None:
     values = values[~np.isnan(values)]
     return float(values.mean()) if values.size else None
@@ -82,6 +97,7 @@ def explain(
     batch_size: int = 32,
     recent_weeks: int = 4,
     max_weeks: int = 4,
+    attention: np.ndarray | None = None,
 ) -> list[list[RiskFactor]]:
     """Top ``top_k`` risk factors per student, by integrated gradients + attention.
 
@@ -89,7 +105,9 @@ def explain(
     mean, which is 0 after standardising); "own_mean" compares each week with the
     student's own average, so only changes over time get credit.
     Static numeric columns compete with weekly features when
-    ``static_numeric_names`` is given.
+    ``static_numeric_names`` is given. ``attention`` [N, T] are the students'
+    pooling weights when the caller has them (``Scorer.score_with_attention``);
+    otherwise one more forward pass computes them.
     """
     scorer = scorer_or_model if isinstance(scorer_or_model, Scorer) else Scorer(scorer_or_model)
     loaded = scorer.loaded
@@ -127,15 +145,18 @@ def explain(
         else:
             x_base = torch.zeros_like(x)
         # cuDNN's GRU refuses backward in eval mode; the native kernel does not.
-        with torch.backends.cudnn.flags(enabled=False):
+        with torch.backends.cudnn.flags(enabled=False), _attention_kernel(device):
             attr_x, attr_s = _integrated_gradients(model, inputs, x_base, steps)
-        with torch.no_grad():
-            _, attention = model.forward_with_attention(*inputs)
+        if attention is None:
+            with torch.no_grad():
+                weights = model.forward_with_attention(*inputs)[1].float().cpu().numpy()
+        else:
+            weights = attention[sl]
         results.extend(
             _factors_for_student(
                 attr_x[i].detach().cpu().numpy(),
                 attr_s[i].detach().cpu().numpy(),
-                attention[i].float().cpu().numpy(),
+                weights[i],
                 arrays.seq[start + i],
                 arrays.static_num[start + i],
                 int(arrays.lengths[start + i]),
@@ -172,17 +193,21 @@ def _factors_for_student(
     total = float(np.abs(per_feature).sum() + np.abs(per_static).sum())
     if total <= 0:
         return []
-    candidates = [(float(v), "weekly", j) for j, v in enumerate(per_feature)]
-    candidates += [(float(v), "static", j) for j, v in enumerate(per_static)]
-    candidates.sort(key=lambda c: -abs(c[0]))
+    # Weekly features first, then statics; the largest |attribution| wins, ties keep
+    # that order (a stable sort).
+    values = np.concatenate([per_feature.astype(np.float64), per_static.astype(np.float64)])
+    top = np.argsort(-np.abs(values), kind="stable")[:top_k]
+    n_weekly = len(per_feature)
     valid = max(1, length)
     cut = max(0, valid - recent_weeks)
     factors: list[RiskFactor] = []
-    for value, kind, j in candidates[:top_k]:
+    for index in top.tolist():
+        value = float(values[index])
         if value == 0.0:
             break
         direction: Literal["raises", "lowers"] = "raises" if value > 0 else "lowers"
-        if kind == "static":
+        if index >= n_weekly:
+            j = index - n_weekly
             factors.append(
                 RiskFactor(
                     feature=static_names[j],
@@ -196,6 +221,7 @@ def _factors_for_student(
                 )
             )
             continue
+        j = index
         column = attr_x[:valid, j]
         # A week counts when it pushed in the same direction as the feature's total;
         # its relevance mixes its share of that push with the model's attention.

@@ -279,6 +279,9 @@ EDUPULSE_PREDICTION_CACHE_SECONDS = env.integer(
 EDUPULSE_ALERT_RISE = env.integer("EDUPULSE_ALERT_RISE", 15, minimum=1)
 EDUPULSE_WARM_MODEL = env.flag("EDUPULSE_WARM_MODEL", False)
 EDUPULSE_SCORE_BATCH_WAIT_MS = env.integer("EDUPULSE_SCORE_BATCH_WAIT_MS", 5, minimum=0)
+# torch threads in each Celery worker child (edupulse/celery.py); 0 = torch's
+# default, one per core. With `--concurrency N` on C cores, C / N.
+EDUPULSE_TORCH_THREADS = env.integer("EDUPULSE_TORCH_THREADS", 0, minimum=0)
 EMAIL_HOST = env.text("EDUPULSE_EMAIL_HOST", "")
 # Experiment tracking is optional: unset means training runs are recorded only on
 # their ModelVersion rows.

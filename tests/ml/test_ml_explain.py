@@ -93,3 +93,26 @@ def test_explaining_while_other_threads_score_is_safe(
         results = list(pool.map(work, range(24)))
     for probs in results:
         np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_scoring_pass_attention_gives_the_same_explanations(
+    checkpoint_path: Path, tiny_split: tuple[SequenceArrays, SequenceArrays]
+) -> None:
+    # Batch scoring hands over the pooling weights of its forward pass instead of
+    # explain computing them again.
+    _, val = tiny_split
+    scorer = Scorer(load_checkpoint(checkpoint_path), "cpu")
+    some = val.subset(range(12))
+    _, attention = scorer.score_with_attention(some)
+    reused = explain(scorer, some, static_numeric_names=["age", "distance"], attention=attention)
+    computed = explain(scorer, some, static_numeric_names=["age", "distance"])
+    assert [[f.to_dict() for f in s] for s in reused] == [
+        [f.to_dict() for f in s] for s in computed
+    ]
+    # The weights passed in are the ones used: all of it on the least attended week
+    # changes which weeks are named.
+    least = np.where(attention > 0, attention, np.inf).argmin(1)
+    moved = np.zeros_like(attention)
+    moved[np.arange(len(least)), least] = 1.0
+    other = explain(scorer, some, static_numeric_names=["age", "distance"], attention=moved)
+    assert [[f.weeks for f in s] for s in other] != [[f.weeks for f in s] for s in computed]

@@ -109,3 +109,31 @@ def test_the_wide_path_adds_a_linear_term_and_old_configs_have_none(
     torch.testing.assert_close(wide_in[:, :5], x[rows, lengths - 1] * mask[rows, lengths - 1])
     torch.testing.assert_close(wide_in[:, 5:10], mask[rows, lengths - 1])
     torch.testing.assert_close(wide_in[:, 15:], static_num)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"bidirectional": True, "gru_layers": 2}])
+def test_full_length_batches_skip_packing_with_the_same_scores_and_gradients(
+    overrides: dict[str, object], make_model_config: Callable[..., ModelConfig]
+) -> None:
+    # Batch scoring gives every student the same length and takes the unpacked path;
+    # one padded week more forces the packed path over the same valid weeks.
+    torch.manual_seed(0)
+    model = EduPulseModel(make_model_config(**overrides)).eval()
+    x, mask, _, static_num, static_cat = _inputs(5, 7)
+    mask = torch.ones_like(mask)
+    lengths = torch.full((5,), 7)
+
+    def logits_and_grad(padded: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        leaf = x.clone().requires_grad_(True)
+        xs, ms = leaf, mask
+        if padded:
+            xs = torch.cat([leaf, torch.full((5, 1, 5), 1e3)], 1)
+            ms = torch.cat([mask, torch.ones(5, 1, 5)], 1)
+        logits = model(xs, ms, lengths, static_num, static_cat)
+        (grad,) = torch.autograd.grad(logits.sum(), leaf)
+        return logits.detach(), grad
+
+    full_logits, full_grad = logits_and_grad(padded=False)
+    packed_logits, packed_grad = logits_and_grad(padded=True)
+    torch.testing.assert_close(full_logits, packed_logits)
+    torch.testing.assert_close(full_grad, packed_grad)

@@ -176,9 +176,9 @@ def _week_index(history: WeeklyHistory, week_start: dt.date) -> int:
 def _explain(
     model: ActiveModel,
     arrays: SequenceArrays,
-    probabilities: np.ndarray,
     tiers: list[str],
     week_starts: np.ndarray,
+    attention: np.ndarray | None,
 ) -> list[list[dict[str, Any]]]:
     """Top factors as plain data, for the students whose tier is worth explaining."""
     from ml.explain import explain
@@ -195,7 +195,8 @@ def _explain(
         top_k=settings.EDUPULSE_EXPLAIN_TOP_K,
         static_numeric_names=STATIC_NUMERIC_COLUMNS,
         steps=settings.EDUPULSE_EXPLAIN_STEPS,
-        batch_size=256,
+        batch_size=128,
+        attention=None if attention is None else attention[chosen],
     )
     recent = 4
     for i, student_factors in zip(chosen.tolist(), explained, strict=True):
@@ -247,10 +248,15 @@ def _score_history(
     arrays, ids = _arrays(model, history, week_index, cutoff)
     if not len(ids):
         return None
-    probabilities = (forward or model.scorer.score)(arrays)
+    attention = None
+    if forward is None:
+        # The pooling weights come with the forward pass; explanations reuse them.
+        probabilities, attention = model.scorer.score_with_attention(arrays)
+    else:
+        probabilities = forward(arrays)
     tiers = [tier_for(model, float(p)) for p in probabilities]
     week_starts = history.week_starts[: week_index + 1].astype("datetime64[D]")
-    factors = _explain(model, arrays, probabilities, tiers, week_starts)
+    factors = _explain(model, arrays, tiers, week_starts, attention)
     if school_id is not None:
         schools: list[int | None] = [school_id] * len(ids)
     else:
