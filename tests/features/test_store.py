@@ -1,5 +1,4 @@
 import datetime as dt
-import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -270,7 +269,11 @@ def test_a_refresh_is_split_into_tasks_only_for_workers(
             kinds=[],
             source="t",
         )
-    sent = [c.keywords["student_ids"] for c in callbacks if isinstance(c, functools.partial)]
+    sent = [
+        c.keywords["student_ids"]
+        for c in callbacks
+        if getattr(c, "func", None) == features_refresh_task.delay
+    ]
     assert len(sent) == tasks
     assert sorted(i for ids in sent for i in ids) == [1, 2, 3, 4, 5]
 
