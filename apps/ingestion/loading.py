@@ -315,19 +315,26 @@ def _same(left: str, right: str) -> str:
 class Stage:
     """The job's temporary staging table."""
 
-    def __init__(self, kind: str, job_id: int) -> None:
+    def __init__(self, kind: str, job_id: int, suffix: str = "") -> None:
         self.kind = kind
-        self.name = f"ingest_stage_{job_id}"
+        self.job_id = job_id
+        self.name = f"ingest_stage_{job_id}{suffix}"
         self.columns = STAGE_COLUMNS[kind]
         self.rows = 0
 
-    def create(self, cursor: Any) -> None:
+    def create(self, cursor: Any, on_commit_drop: bool = False) -> None:
         columns = ", ".join(f"{_q(name)} {sqltype}" for name, sqltype in self.columns)
+        drop = " ON COMMIT DROP" if on_commit_drop else ""
         cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
-        cursor.execute(f"CREATE TEMPORARY TABLE {self.name} (line integer NOT NULL, {columns})")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {self.name} (line integer NOT NULL, {columns}){drop}"
+        )
 
     def drop(self, cursor: Any) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
+
+    def empty(self, cursor: Any) -> None:
+        cursor.execute(f"TRUNCATE {self.name}")
 
     def encode(self, frame: pd.DataFrame) -> list[bytes] | None:
         """The frame as COPY BINARY blocks (PostgreSQL), or None for the row-by-row paths."""
@@ -436,6 +443,52 @@ def copy_new(cursor: Any, stage: Stage, target: Target, chunk: Chunk) -> TargetR
     )
 
 
+def _key_match(target: Target, src: str) -> str:
+    match = " AND ".join(f"t.{_q(k)} = {src}.{_q(k)}" for k in target.key)
+    if target.conflict_where:
+        match += f" AND t.{target.conflict_where}"
+    return match
+
+
+def _unchanged(target: Target, columns: list[str], src: str) -> str:
+    """SQL: the stored row `t` has the staged row's key and the same values in `columns`."""
+
+    def same(column: str) -> str:
+        equal = _same(f"t.{_q(column)}", f"{src}.{_q(column)}")
+        if column in target.keep_if_blank:
+            return f"({src}.{_q(column)} IS NULL OR {equal})"
+        return equal
+
+    return " AND ".join([_key_match(target, src), *(same(c) for c in columns)])
+
+
+def stage_changed(cursor: Any, stage: Stage, scratch: Stage, target: Target, chunk: Chunk) -> int:
+    """Stage those of the chunk's rows that differ from the stored ones; how many did not.
+
+    For a chunk that may hold stored keys (a re-import, a corrected file).
+    The comparison runs chunk by chunk, beside validation, and reads only
+    the stored rows of the chunk's students within its dates (an index
+    range of the key), so each costs what its chunk does. upsert() then
+    writes the staged rows once the file is done.
+    """
+    assert chunk.spans is not None
+    scratch.empty(cursor)
+    scratch.write(cursor, chunk.frame, scratch.encode(chunk.frame))
+    first, day = _q(target.key[0]), _q(target.date_column)
+    src = scratch.name
+    cursor.execute(
+        f"DELETE FROM {src} WHERE EXISTS (SELECT 1 FROM {_q(target.table)} t "  # noqa: S608
+        f"WHERE {_unchanged(target, list(target.columns), src)} "
+        f"AND t.{first} = ANY(%s::bigint[]) AND t.{day} BETWEEN %s AND %s)",
+        [chunk.spans[0], chunk.since, chunk.until],
+    )
+    unchanged = max(cursor.rowcount, 0)
+    if unchanged < len(chunk.frame):
+        cursor.execute(f"INSERT INTO {stage.name} SELECT * FROM {src}")  # noqa: S608
+        stage.rows += max(cursor.rowcount, 0)
+    return unchanged
+
+
 def _spans_stored(
     cursor: Any, target: Target, spans: tuple[list[int], list[dt.date], list[dt.date]]
 ) -> bool:
@@ -475,15 +528,7 @@ def upsert(
     columns = [c for c in target.columns if c not in fed or fed[c] in present]
     src = stage.name if target.in_place else f"{stage.name}_{target.name}"
     result = TargetResult()
-    key_match = " AND ".join(f"t.{_q(k)} = {src}.{_q(k)}" for k in target.key)
-    if target.conflict_where:
-        key_match += f" AND t.{target.conflict_where}"
-
-    def unchanged_on(column: str) -> str:
-        same = _same(f"t.{_q(column)}", f"{src}.{_q(column)}")
-        if column in target.keep_if_blank:
-            return f"({src}.{_q(column)} IS NULL OR {same})"
-        return same
+    key_match = _key_match(target, src)
 
     def figures() -> tuple[int, int, int]:
         dates = ""
@@ -504,10 +549,9 @@ def upsert(
     if stored is None:
         stored = bool(remaining) and _any_stored(cursor, src, target)
     if remaining and stored:
-        condition = " AND ".join([key_match, *(unchanged_on(c) for c in columns)])
         cursor.execute(
             f"DELETE FROM {src} WHERE EXISTS "  # noqa: S608
-            f"(SELECT 1 FROM {_q(target.table)} t WHERE {condition})"
+            f"(SELECT 1 FROM {_q(target.table)} t WHERE {_unchanged(target, columns, src)})"
         )
         result.unchanged = max(cursor.rowcount, 0)
         cursor.execute(

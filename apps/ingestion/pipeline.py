@@ -9,14 +9,19 @@ Python checks chunk n+1. Nothing is visible before COMMIT; a failure, or an
 error under all-or-nothing, rolls back whatever was written (services._run).
 
 Attendance (a table whose stored row is exactly the staged row) goes in
-chunk by chunk: a chunk none of whose keys can be stored yet (a first load,
-a new month) is COPYed straight into the table; duplicates are removed
-before a chunk is handed over (Duplicates), so chunks never share keys. Any
-other chunk, and every chunk of the other kinds, is COPYed into the staging
-table, and loading.upsert() compares and writes those rows once the file is
-done: one comparison over the staged rows (a per-chunk comparison would
-scan the stored table once per chunk), exits ordered before openings across
-a whole roster.
+chunk by chunk; duplicates are removed before a chunk is handed over
+(Duplicates), so chunks never share keys:
+
+* a chunk none of whose keys can be stored yet (a first load, a new month)
+  is COPYed straight into the table (loading.copy_new);
+* any other chunk (a re-import, a corrected file) is compared with the
+  stored rows of its own students and dates, and only the rows that differ
+  are staged (loading.stage_changed); loading.upsert() writes them once the
+  file is done.
+
+Every chunk of the other kinds is COPYed into the staging table, and
+loading.upsert() compares and writes the staged rows once the file is done
+(a roster's exits must be ordered before its openings across the file).
 
 SQLite (the embedded default) runs the same steps inline, one after the other.
 """
@@ -41,6 +46,7 @@ from apps.ingestion.loading import (
     TargetResult,
     chunk_for,
     copy_new,
+    stage_changed,
     upsert,
 )
 
@@ -71,6 +77,9 @@ class Loader:
         self.now = now
         self.progress = progress
         self.results = {target.name: TargetResult() for target in self.targets}
+        # Where a chunk of `direct`'s kind is compared before it is staged.
+        self._scratch = Stage(kind, stage.job_id, suffix="_chunk") if self.direct else None
+        self._scratch_made = False
         self.seconds = 0.0  # time spent loading (it overlaps validation)
         self.error: BaseException | None = None
         self._stopping = False
@@ -132,16 +141,19 @@ class Loader:
 
     def _load(self, cursor: Any, chunk: Chunk) -> None:
         started = time.perf_counter()
-        copied = None
-        if self.direct is not None:
-            copied = copy_new(cursor, self.stage, self.direct, chunk)
-        if copied is not None:
-            _add(self.results[self.direct.name], copied)  # type: ignore[union-attr]
+        if self.direct is None or self._scratch is None:
+            self.stage.write(cursor, chunk.frame, chunk.blocks)
+        else:
+            result = copy_new(cursor, self.stage, self.direct, chunk)
+            if result is None:  # some keys may be stored: compare now, write at the end
+                if not self._scratch_made:
+                    self._scratch.create(cursor, on_commit_drop=True)
+                    self._scratch_made = True
+                unchanged = stage_changed(cursor, self.stage, self._scratch, self.direct, chunk)
+                result = TargetResult(unchanged=unchanged)
+            _add(self.results[self.direct.name], result)
             if self.progress is not None:
                 self.progress(int(chunk.frame["_line"].iloc[-1]))
-        else:
-            blocks = chunk.blocks if chunk.direct is None else self.stage.encode(chunk.frame)
-            self.stage.write(cursor, chunk.frame, blocks)
         self.seconds += time.perf_counter() - started
 
     def _upsert_staged(self, cursor: Any) -> None:
