@@ -20,7 +20,6 @@ import pandas as pd
 from django.db import connection, transaction
 
 from apps.features import pgcopy
-from apps.features.calendar import popcount7
 from apps.students.models import (
     AttendanceRecord,
     DisciplineIncident,
@@ -85,11 +84,11 @@ def _frame(sql: str, params: list[Any], columns: list[tuple[str, str, int]]) -> 
     )
 
 
-STATUS_SHIFT = {"present": 0, "absent": 7, "excused": 14, "late": 21}
-# The year's attendance aggregate holds a group per student-week (about 150
-# bytes each, 4M groups for 100,000 students x 40 weeks): below this it
-# spills to disk and takes about twice as long.
-ATTENDANCE_WORK_MEM = "512MB"
+# A record's status as the index of its 7-bit day mask (present, absent, excused, late).
+STATUS_CODE = {"present": 0, "absent": 1, "excused": 2, "late": 3}
+# One packed read stays well below PostgreSQL's 1 GB limit on a value: longer
+# date ranges are read in several pieces.
+PACKED_BYTES = 768 * 2**20
 
 
 @dataclass
@@ -99,12 +98,11 @@ class WeekBits:
     `students`: one row per student and week (index from the origin), sorted
     by both: student_id, week, rec, absent, excused, late (7-bit day masks,
     bit d = origin day 7 * week + d). `school_weeks`: records and attended
-    days per school (the record's) and week, the data checks' input; None
-    when only some students' records were read.
+    days per school (the record's) and week, the data checks' input.
     """
 
     students: pd.DataFrame
-    school_weeks: pd.DataFrame | None
+    school_weeks: pd.DataFrame
 
 
 def _either(student_ids: Ids | None, school_ids: Ids | None) -> tuple[str, list[Any]]:
@@ -127,137 +125,138 @@ def _either(student_ids: Ids | None, school_ids: Ids | None) -> tuple[str, list[
     return clause, [json.dumps(students.tolist()), json.dumps(schools.tolist())]
 
 
+def _attendance_records(
+    *, origin: dt.date, first: dt.date, last: dt.date, where: str, params: list[Any]
+) -> np.ndarray:
+    """The records in [first, last], one int64 each: student << 34 | school << 12
+    | day from `origin` << 2 | status code (Student pks stay below 2**29,
+    School pks below 2**22, days below 2**10)."""
+    table = AttendanceRecord._meta.db_table
+    offset = _day_offset("a.date")
+    code = " ".join(f"WHEN '{status}' THEN {c}" for status, c in STATUS_CODE.items())
+    sql = (
+        f"SELECT (a.student_id << 34) | (a.school_id << 12) | ({offset} << 2) "  # noqa: S608
+        f"| (CASE a.status {code} ELSE 0 END) AS packed "
+        f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where}"
+    )
+    if not _postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [origin, first, last, *params])
+            return np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
+    return pgcopy.fetch_packed(sql, [origin, first, last, *params], [("packed", "int8", 0)])[
+        "packed"
+    ].astype(np.int64)
+
+
 def attendance_week_bits(
     *,
     origin: dt.date,
     first: dt.date,
     last: dt.date,
-    student_ids: Ids | None,
+    students: np.ndarray,
+    name_students: bool = True,
     school_ids: Ids | None = None,
     students_from: dt.date | None = None,
 ) -> WeekBits:
-    """The records in [first, last] of the students and at the schools, in one aggregate.
+    """The attendance records in [first, last], folded in numpy.
 
-    `students` holds the student-weeks of `student_ids` (everyone's if None)
-    from `students_from` (default `first`) on, `school_weeks` the totals of
-    `school_ids` (every school's if both are None) over the whole range:
-    before `students_from` the records are only counted per school (an
-    update's checks look back one week the students need not). The database
-    folds a student's week at a school into one 28-bit
-    integer, four 7-bit masks side by side (present, absent, excused, late).
-    Each (student, date) is unique, so summing distinct powers of two is a
-    bitwise OR, and an int4 sum stays in fast integer arithmetic. Grouping
-    by the record's school too gives the data checks their school-week
-    totals from the same pass over the table.
+    `students` (sorted): whose weeks to fold, from `students_from` (default
+    `first`) on. `school_weeks` counts the records read at `school_ids`
+    (every school's when None) over the whole range: an update's data checks
+    look back one week its students need not. `name_students`: the query names
+    the students (and the schools); else it reads every record of the range,
+    cheaper for most of a year's students than a list of their ids.
+
+    The database only packs each record into a bigint, which one packed read
+    carries (a hash aggregate of a year's 20 million records into 4 million
+    student-weeks cost PostgreSQL three times what numpy needs). Each
+    (student, date) is unique, so summing a student-week's distinct day bits
+    is a bitwise OR.
     """
-    table = AttendanceRecord._meta.db_table
-    offset = _day_offset("a.date")
-    shift = " ".join(f"WHEN '{status}' THEN {bit}" for status, bit in STATUS_SHIFT.items())
-    where, id_params = _either(student_ids, school_ids)
-    inner = (
-        f"SELECT a.student_id AS student_id, a.school_id AS school_id, "  # noqa: S608
-        f"{offset} / 7 AS week, "
-        f"SUM(1 << ({offset} %% 7 + CASE a.status {shift} ELSE 0 END)) AS masks "
-        f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where} "
-        f"GROUP BY a.student_id, a.school_id, week"
-    )
-    students_from = max(first, students_from or first)
-    params = [origin, origin, students_from, last, *id_params]
-    if _postgres():
-        # One bigint per student-school-week (student << 34 | week << 28 |
-        # masks) and the school; Student pks stay far below 2**29.
-        with _roomy(ATTENDANCE_WORK_MEM):
-            out = pgcopy.fetch_packed(
-                f"SELECT (q.student_id::bigint << 34) | (q.week::bigint << 28) "  # noqa: S608
-                f"| q.masks AS packed, q.school_id::bigint AS school_id FROM ({inner}) AS q",
-                params,
-                [("packed", "int8", 0), ("school_id", "int8", 0)],
+    students = np.asarray(students, dtype=np.int64)
+    where, params = _either(students, school_ids) if name_students else ("", [])
+    days = max((last - first).days + 1, 1)
+    # A bigint per student and calendar day, more than the school days hold;
+    # twice the students when reading everyone's (they are at least half).
+    estimate = 8 * max(len(students), 1) * days * (1 if name_students else 2)
+    step = int(np.ceil(days / max(1, int(np.ceil(estimate / PACKED_BYTES)))))
+    packed = np.concatenate(
+        [np.zeros(0, dtype=np.int64)]
+        + [
+            _attendance_records(
+                origin=origin,
+                first=first + dt.timedelta(days=start),
+                last=min(last, first + dt.timedelta(days=start + step - 1)),
+                where=where,
+                params=params,
             )
-        packed = out["packed"].astype(np.int64)
-        school = out["school_id"].astype(np.int64)
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(inner, params)
-            rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 4)
-        packed = (rows[:, 0] << 34) | (rows[:, 2] << 28) | rows[:, 3]
-        school = rows[:, 1]
-    totals = None
+            for start in range(0, days, step)
+        ]
+    )
+    student = packed >> 34
+    school = (packed >> 12) & ((1 << 22) - 1)
+    day = (packed >> 2) & 1023
+    week, weekday = np.divmod(day, 7)
+    code = packed & 3
+    weeks = 64  # a week index fits 6 bits
+
+    # Per school-week: a dense index of the schools seen, then bincounts.
+    seen = np.zeros(int(school.max()) + 1 if len(school) else 1, dtype=bool)
+    seen[school] = True
     if school_ids is not None:
-        at = np.isin(school, np.asarray(school_ids, dtype=np.int64))
-        totals = _school_weeks(packed[at], school[at])
-    elif student_ids is None:
-        totals = _school_weeks(packed, school)
-    if totals is not None and first < students_from:
-        before = _school_week_counts(
-            origin=origin,
-            first=first,
-            last=students_from - dt.timedelta(days=1),
-            school_ids=school_ids,
-        )
-        totals = pd.concat([before, totals], ignore_index=True)
-    if student_ids is not None and school_ids is not None:
-        packed = packed[np.isin(packed >> 34, np.asarray(student_ids, dtype=np.int64))]
-    return WeekBits(students=_student_weeks(packed), school_weeks=totals)
-
-
-SCHOOL_WEEK_COLUMNS = [
-    ("school_id", "int8", 0),
-    ("week", "int8", 0),
-    ("rec", "int8", 0),
-    ("attended", "int8", 0),
-]
-
-
-def _school_week_counts(
-    *, origin: dt.date, first: dt.date, last: dt.date, school_ids: Ids | None
-) -> pd.DataFrame:
-    """Records and attended days per school and week, counted in the database."""
-    table = AttendanceRecord._meta.db_table
-    offset = _day_offset("a.date")
-    cast = "::bigint" if _postgres() else ""
-    where, id_params = _in_ids("a.school_id", school_ids)
-    sql = (
-        f"SELECT a.school_id{cast} AS school_id, ({offset} / 7){cast} AS week, "  # noqa: S608
-        f"COUNT(*){cast} AS rec, "
-        f"SUM(CASE WHEN a.status IN ('present', 'late') THEN 1 ELSE 0 END){cast} AS attended "
-        f"FROM {table} a WHERE a.date >= %s AND a.date <= %s{where} "
-        f"GROUP BY a.school_id, week"
-    )
-    return _frame(sql, [origin, first, last, *id_params], SCHOOL_WEEK_COLUMNS)
-
-
-def _student_weeks(packed: np.ndarray) -> pd.DataFrame:
-    packed = np.sort(packed)  # by student, then week
-    key = packed >> 28
-    masks = packed & ((1 << 28) - 1)
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else key
-    if len(starts) < len(key):
-        # Records at two schools in one week (a transfer mid-week): one row.
-        masks = np.bitwise_or.reduceat(masks, starts)
-        key = key[starts]
-    return pd.DataFrame(
+        wanted = np.zeros_like(seen)
+        listed = np.asarray(school_ids, dtype=np.int64)
+        wanted[listed[listed < len(seen)]] = True
+        seen &= wanted
+    school_list = np.flatnonzero(seen)
+    school_row = np.full(len(seen), -1, dtype=np.int64)
+    school_row[school_list] = np.arange(len(school_list))
+    at = school_row[school]
+    counted = at >= 0
+    cell = at[counted] * weeks + week[counted]
+    size = len(school_list) * weeks
+    rec = np.bincount(cell, minlength=size)
+    attended = np.bincount(cell, weights=((code == 0) | (code == 3))[counted], minlength=size)
+    filled = np.flatnonzero(rec)
+    school_weeks = pd.DataFrame(
         {
-            "student_id": key >> 6,
-            "week": key & 63,
-            "rec": (masks | masks >> 7 | masks >> 14 | masks >> 21) & 127,
-            "absent": (masks >> 7) & 127,
-            "excused": (masks >> 14) & 127,
-            "late": (masks >> 21) & 127,
+            "school_id": school_list[filled // weeks],
+            "week": filled % weeks,
+            "rec": rec[filled].astype(np.int64),
+            "attended": attended[filled].astype(np.int64),
         }
     )
 
-
-def _school_weeks(packed: np.ndarray, school: np.ndarray) -> pd.DataFrame:
-    masks = packed & ((1 << 28) - 1)
-    frame = pd.DataFrame(
-        {
-            "school_id": school,
-            "week": (packed >> 28) & 63,
-            "rec": popcount7(masks | masks >> 7 | masks >> 14 | masks >> 21),
-            "attended": popcount7(masks | masks >> 21),  # present or late
-        }
+    # Per student-week: each record's row among `students` (-1: another student's).
+    n = len(students)
+    student_row = np.full(int(students.max()) + 1 if n else 1, -1, dtype=np.int64)
+    student_row[students] = np.arange(n)
+    if len(student) and student.max() >= len(student_row):
+        student = np.where(student < len(student_row), student, 0)
+    row = student_row[student]
+    keep = row >= 0
+    if students_from is not None:
+        keep &= day >= (students_from - origin).days
+    bit = np.int64(1) << (weekday[keep] + 7 * code[keep])
+    # Week-major cells: records arrive week by week, so neighbouring records
+    # add to neighbouring cells.
+    folded = np.bincount(week[keep] * n + row[keep], weights=bit, minlength=weeks * n)
+    by_student = np.ascontiguousarray(folded.astype(np.int64).reshape(weeks, n).T).ravel()
+    cells = np.flatnonzero(by_student)  # every record sets a bit; by student, then week
+    masks = by_student[cells]
+    return WeekBits(
+        students=pd.DataFrame(
+            {
+                "student_id": students[cells // weeks],
+                "week": cells % weeks,
+                "rec": (masks | masks >> 7 | masks >> 14 | masks >> 21) & 127,
+                "absent": (masks >> 7) & 127,
+                "excused": (masks >> 14) & 127,
+                "late": (masks >> 21) & 127,
+            }
+        ),
+        school_weeks=school_weeks,
     )
-    return frame.groupby(["school_id", "week"], as_index=False, sort=False).sum()
 
 
 def _ordered(frame: pd.DataFrame) -> pd.DataFrame:

@@ -83,11 +83,12 @@ class AttendanceExtractor(Extractor):
 
     def read(self, scope: Scope) -> dict[str, pd.DataFrame]:
         calendar = scope.calendar
+        assert scope.student_ids is not None  # a build reads everyone's records itself
         bits = raw.attendance_week_bits(
             origin=calendar.origin_date,
             first=max(calendar.start, calendar.week_start(scope.first_week)),
             last=min(calendar.end, calendar.week_end(scope.last_week)),
-            student_ids=scope.student_ids,
+            students=scope.student_ids,
         )
         return {"attendance": bits.students}
 

@@ -207,16 +207,13 @@ def features_build(
             origin=calendar.origin_date,
             first=first_day,
             last=last_day,
-            student_ids=listed,
-            school_ids=None if listed is None else check_schools,
+            students=ids,
+            name_students=listed is not None,
+            school_ids=check_schools,
             students_from=calendar.week_start(first_week),
         )
-        totals = bits.school_weeks
-        assert totals is not None
-        if listed is None and check_schools is not None:
-            totals = totals[np.isin(totals["school_id"].to_numpy(), check_schools)]
         flags, void = validation.school_week_checks(
-            calendar, first_week=first_week, last_week=last_week, totals=totals
+            calendar, first_week=first_week, last_week=last_week, totals=bits.school_weeks
         )
         build_chunks(
             writer=writer,
