@@ -518,11 +518,13 @@ def upsert(
     now: dt.datetime,
     progress: Callable[[int], None] | None = None,
     stored: bool | None = None,
+    compared: bool = False,
 ) -> TargetResult:
     """Write the staged rows into one table; the caller holds the transaction.
 
     `stored`: whether a stored row may share a staged key, when the caller
-    already probed (None: probe here).
+    already probed (None: probe here). `compared`: unchanged rows were
+    already left out (stage_changed), so only the stored keys are counted.
     """
     fed = dict(target.fed_by)
     columns = [c for c in target.columns if c not in fed or fed[c] in present]
@@ -549,11 +551,12 @@ def upsert(
     if stored is None:
         stored = bool(remaining) and _any_stored(cursor, src, target)
     if remaining and stored:
-        cursor.execute(
-            f"DELETE FROM {src} WHERE EXISTS "  # noqa: S608
-            f"(SELECT 1 FROM {_q(target.table)} t WHERE {_unchanged(target, columns, src)})"
-        )
-        result.unchanged = max(cursor.rowcount, 0)
+        if not compared:
+            cursor.execute(
+                f"DELETE FROM {src} WHERE EXISTS "  # noqa: S608
+                f"(SELECT 1 FROM {_q(target.table)} t WHERE {_unchanged(target, columns, src)})"
+            )
+            result.unchanged = max(cursor.rowcount, 0)
         cursor.execute(
             f"SELECT count(*) FROM {src} WHERE EXISTS "  # noqa: S608
             f"(SELECT 1 FROM {_q(target.table)} t WHERE {key_match})"

@@ -124,9 +124,12 @@ class Loader:
         return self.results
 
     def abandon(self) -> None:
-        """Stop loading; what was loaded is left to the caller's rollback."""
+        """Stop loading (the caller's rollback undoes what was written); safe to repeat."""
         self._stopping = True
         self._join()
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
 
     # -- the loading side ----------------------------------------------
 
@@ -170,8 +173,10 @@ class Loader:
                     present=self.present,
                     now=self.now,
                     progress=self.progress,
-                    # Only chunks that may hold stored keys were staged.
+                    # Only the rows of chunks that may hold stored keys, and
+                    # that differ from them, were staged.
                     stored=True if target is self.direct else None,
+                    compared=target is self.direct,
                 ),
             )
 
