@@ -120,7 +120,7 @@ def fetch_packed(
         # A binary result: the bytea arrives as is, where Django's (client-
         # side binding) cursor receives hex text, twice the size, to decode.
         with psycopg.Cursor(cursor.cursor.connection) as binary:
-            binary.execute(packed_sql, params, binary=True)
+            binary.execute(packed_sql, params, prepare=False, binary=True)
             row = binary.fetchone()
     payload = b"" if row is None or row[0] is None else bytes(row[0])
     wire = np.dtype(
