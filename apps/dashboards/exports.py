@@ -14,6 +14,8 @@ from typing import Any
 from django.http import HttpResponse
 from django.utils.text import slugify
 
+from apps.common.xlsx import xlsx_bytes
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("csv", "xlsx")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -43,16 +45,9 @@ def _csv(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
 
 
 def _xlsx(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
-    from openpyxl import Workbook
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=title[:31] or "export")
-    sheet.append([cell_safe(h) for h in headers])
-    for row in rows:
-        sheet.append([cell_safe(v) for v in row])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    return xlsx_bytes(
+        title, [cell_safe(h) for h in headers], ([cell_safe(v) for v in row] for row in rows)
+    )
 
 
 def export_response(

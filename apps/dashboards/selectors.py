@@ -254,22 +254,81 @@ def caseload_page(
     return page
 
 
-def caseload_rows(user: User, filters: CaseloadFilters, *, today: dt.date) -> list[Enrollment]:
+@dataclass(frozen=True)
+class CaseloadExportRow:
+    student_id: int
+    name: str
+    name_bn: str
+    identifier: str
+    school: str
+    grade_level: int
+    section: str
+    attendance_month: float | None
+    open_interventions: int
+    overdue_reviews: int
+
+
+# The columns of an export row, in CaseloadExportRow's order after attendance.
+_EXPORT_VALUES = (
+    "pk",
+    "student_id",
+    "student__name",
+    "student__name_bn",
+    "student__student_id",
+    "school__name",
+    "grade_level",
+    "section",
+    "school_id",
+    "open_interventions",
+    "overdue_reviews",
+)
+
+
+def caseload_rows(
+    user: User, filters: CaseloadFilters, *, today: dt.date
+) -> list[CaseloadExportRow]:
     """Every row of the caseload in its order (the exports), in a fixed number of queries.
 
-    Attendance this month comes from one grouped scan of the schools' month
-    rather than a subquery per row.
+    Plain values rather than model instances: building three objects per row
+    cost more than the SQL. Attendance this month comes from one grouped scan
+    of the schools' month rather than a subquery per row.
     """
     rows = caseload(user, filters, today=today, with_month=False)
+    values = rows.values_list(*_EXPORT_VALUES)
     if filters.effective_sort().removeprefix("-") == "attendance":
         ids, ratios = _attendance_order(rows, filters, today)
-        enrollments = _by_pk(rows, ids)
+        fetched = {row[0]: row for row in values.order_by().filter(pk__in=ids)}
+        ordered = [fetched[pk] for pk in ids if pk in fetched]
     else:
-        enrollments = list(rows)
-        ratios = _month_attendance({e.school_id for e in enrollments}, today)
-    for enrollment in enrollments:
-        enrollment.attendance_month = ratios.get(enrollment.student_id)  # type: ignore[attr-defined]
-    return enrollments
+        ordered = list(values)
+        ratios = _month_attendance({row[8] for row in ordered}, today)
+    return [
+        CaseloadExportRow(
+            student_id=student_id,
+            name=name,
+            name_bn=name_bn,
+            identifier=identifier,
+            school=school,
+            grade_level=grade_level,
+            section=section,
+            attendance_month=ratios.get(student_id),
+            open_interventions=open_interventions,
+            overdue_reviews=overdue_reviews,
+        )
+        for (
+            _pk,
+            student_id,
+            name,
+            name_bn,
+            identifier,
+            school,
+            grade_level,
+            section,
+            _school_id,
+            open_interventions,
+            overdue_reviews,
+        ) in ordered
+    ]
 
 
 @dataclass

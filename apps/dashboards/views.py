@@ -31,6 +31,7 @@ from apps.dashboards.forms import (
 )
 from apps.dashboards.risk import RiskTier, StudentRisk, risk_source
 from apps.dashboards.selectors import (
+    CaseloadExportRow,
     caseload_options,
     caseload_page,
     caseload_rows,
@@ -224,15 +225,17 @@ def caseload_view(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboards/caseload.html", context)
 
 
-def _caseload_export_rows(rows: list[CaseloadRow], show_risk: bool) -> list[list[Any]]:
+def _caseload_export_rows(
+    rows: list[CaseloadExportRow], risks: dict[int, StudentRisk] | None
+) -> list[list[Any]]:
+    """The export's lines; `risks` is None when there are no scores to show."""
     # Translated once, not once per row: thousands of rows, three labels.
     tier_labels = {value: str(label) for value, label in RiskTier.choices}
     out = []
     for row in rows:
-        e = row.enrollment
         line: list[Any] = []
-        if show_risk:
-            risk = row.risk
+        if risks is not None:
+            risk = risks.get(row.student_id)
             line += [
                 tier_labels.get(risk.tier, risk.tier) if risk else "",
                 round(risk.probability, 3) if risk else "",
@@ -242,15 +245,15 @@ def _caseload_export_rows(rows: list[CaseloadRow], show_risk: bool) -> list[list
                 risk.top_reason if risk else "",
             ]
         line += [
-            e.student.name,
-            e.student.name_bn,
-            e.student.student_id,
-            e.school.name,
-            e.grade_level,
-            e.section,
-            round(e.attendance_month, 3) if e.attendance_month is not None else "",  # type: ignore[attr-defined]
-            e.open_interventions,  # type: ignore[attr-defined]
-            e.overdue_reviews,  # type: ignore[attr-defined]
+            row.name,
+            row.name_bn,
+            row.identifier,
+            row.school,
+            row.grade_level,
+            row.section,
+            round(row.attendance_month, 3) if row.attendance_month is not None else "",
+            row.open_interventions,
+            row.overdue_reviews,
         ]
         out.append(line)
     return out
@@ -264,10 +267,9 @@ def caseload_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
     user = _user(request)
     today = timezone.localdate()
     _form, filters = _caseload_filters(request, today)
-    enrollments = caseload_rows(user, filters, today=today)
+    rows = caseload_rows(user, filters, today=today)
     source = risk_source()
-    risks = source.for_students([e.student_id for e in enrollments])
-    rows = [CaseloadRow(enrollment=e, risk=risks.get(e.student_id)) for e in enrollments]
+    risks = source.for_students([row.student_id for row in rows]) if source.available else None
     headers = []
     if source.available:
         headers += [_("Risk tier"), _("Risk probability"), _("Change since last week")]
@@ -299,7 +301,7 @@ def caseload_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
         name=f"caseload-{today.isoformat()}",
         fmt=fmt,
         headers=headers,
-        rows=_caseload_export_rows(rows, source.available),
+        rows=_caseload_export_rows(rows, risks),
     )
 
 

@@ -33,13 +33,15 @@ from apps.predictions.models import ModelStatus, ModelVersion, Prediction
 from apps.predictions.sentences import factor_sentence
 from apps.students.models import Enrollment, Student
 
-# What a StudentRisk is made of (an export reads thousands).
-RISK_FIELDS = (
+# What a StudentRisk is made of, as plain values: an export reads thousands,
+# and of the stored factors only the first (the top reason) is shown.
+RISK_VALUES = (
     "student_id",
+    "pk",
     "tier",
     "probability",
     "change_since_previous",
-    "factors",
+    "factors__0",
     "created_at",
 )
 
@@ -96,25 +98,29 @@ class PredictionRiskSource:
         )
 
     @staticmethod
-    def _risk(p: Prediction) -> StudentRisk:
-        factors = p.factors or []
-        return StudentRisk(
-            student_id=p.student_id,
-            prediction_id=p.pk,
-            tier=p.tier,
-            probability=p.probability,
-            change_since_last_week=p.change_since_previous,
-            top_reason=factor_sentence(factors[0]) if factors else "",
-            scored_at=p.created_at,
-        )
+    def _risks(rows: QuerySet[Prediction]) -> list[StudentRisk]:
+        return [
+            StudentRisk(
+                student_id=student_id,
+                prediction_id=pk,
+                tier=tier,
+                probability=probability,
+                change_since_last_week=change,
+                top_reason=factor_sentence(top) if top else "",
+                scored_at=created_at,
+            )
+            for student_id, pk, tier, probability, change, top, created_at in rows.values_list(
+                *RISK_VALUES
+            )
+        ]
 
     # ------------------------------------------------------------------ protocol
 
     def for_students(self, student_ids: Sequence[int]) -> dict[int, StudentRisk]:
         if not student_ids:
             return {}
-        rows = self._current_of(Student.objects.filter(pk__in=list(student_ids))).only(*RISK_FIELDS)
-        return {p.student_id: self._risk(p) for p in rows}
+        rows = self._current_of(Student.objects.filter(pk__in=list(student_ids)))
+        return {risk.student_id: risk for risk in self._risks(rows)}
 
     def history(self, student_id: int) -> list[RiskPoint]:
         rows = self._rows().filter(student_id=student_id).order_by("week_start")
@@ -177,7 +183,7 @@ class PredictionRiskSource:
             .order_by(F("change").desc(nulls_last=True), "pk")
             .values("current")[:limit]
         )
-        risers = [self._risk(p) for p in self._rows().filter(pk__in=largest).only(*RISK_FIELDS)]
+        risers = self._risks(self._rows().filter(pk__in=largest))
         return sorted(
             (r for r in risers if r.is_rising),
             key=lambda r: (-(r.change_since_last_week or 0), r.student_id),

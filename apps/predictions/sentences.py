@@ -7,11 +7,16 @@ reason in their own words.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Any
 
-from django.utils.formats import number_format
-from django.utils.translation import gettext as _
+from django.conf import settings
+from django.utils import translation
+from django.utils.formats import get_format
 from django.utils.translation import gettext_lazy
+
+from apps.common.digits import localise_digits
 
 FEATURE_LABELS = {
     "grade_level": gettext_lazy("Grade level"),
@@ -59,68 +64,101 @@ PERCENT_FEATURES = {
 }
 
 
+# The sentences, keyed by (kind, direction). Kept lazy here and translated
+# once per language (`_phrases`): an export writes thousands of sentences, and
+# each gettext call costs tens of microseconds in the locale lookup alone.
+SENTENCES = {
+    ("static", "raises"): gettext_lazy("%(feature)s raises the risk."),
+    ("static", "lowers"): gettext_lazy("%(feature)s lowers the risk."),
+    ("attendance", "fell"): gettext_lazy(
+        "Attendance fell from %(before)s%% to %(after)s%% over the last %(weeks)s weeks."
+    ),
+    ("attendance", "rose"): gettext_lazy(
+        "Attendance rose from %(before)s%% to %(after)s%% over the last %(weeks)s weeks."
+    ),
+    ("percent", "fell"): gettext_lazy(
+        "%(feature)s fell from %(before)s%% to %(after)s%% over the last %(weeks)s weeks."
+    ),
+    ("percent", "rose"): gettext_lazy(
+        "%(feature)s rose from %(before)s%% to %(after)s%% over the last %(weeks)s weeks."
+    ),
+    ("number", "fell"): gettext_lazy(
+        "%(feature)s fell from %(before)s to %(after)s over the last %(weeks)s weeks."
+    ),
+    ("number", "rose"): gettext_lazy(
+        "%(feature)s rose from %(before)s to %(after)s over the last %(weeks)s weeks."
+    ),
+    ("stayed", "raises"): gettext_lazy("%(feature)s stayed at %(after)s, which raises the risk."),
+    ("stayed", "lowers"): gettext_lazy("%(feature)s stayed at %(after)s, which lowers the risk."),
+}
+
+
+@dataclass(frozen=True)
+class _Phrases:
+    labels: dict[str, str]
+    sentences: dict[tuple[str, str], str]
+    decimal_separator: str
+
+
+@functools.lru_cache(maxsize=16)
+def _phrases(language: str) -> _Phrases:
+    with translation.override(language):
+        return _Phrases(
+            labels={key: str(label) for key, label in FEATURE_LABELS.items()},
+            sentences={key: str(sentence) for key, sentence in SENTENCES.items()},
+            decimal_separator=str(get_format("DECIMAL_SEPARATOR")),
+        )
+
+
+def _active_phrases() -> tuple[str, _Phrases]:
+    language = translation.get_language() or settings.LANGUAGE_CODE
+    return language, _phrases(language)
+
+
 def feature_label(feature: str) -> str:
-    return str(FEATURE_LABELS.get(feature, feature.replace("_", " ")))
+    _language, phrases = _active_phrases()
+    return phrases.labels.get(feature) or feature.replace("_", " ")
 
 
-def _number(value: float, percent: bool) -> str:
+def _number(value: float, percent: bool, language: str, phrases: _Phrases) -> str:
+    # The language's decimal separator and digits, looked up once per language
+    # rather than per number (number_format's lookups cost more than the rest).
     if percent:
-        return number_format(round(value * 100 if abs(value) <= 1.0 else value), 0)
-    return number_format(value, 1)
+        shown = str(round(value * 100 if abs(value) <= 1.0 else value))
+    else:
+        shown = f"{value:.1f}".replace(".", phrases.decimal_separator)
+    return localise_digits(shown, language)
 
 
 def factor_sentence(factor: dict[str, Any]) -> str:
-    """One sentence for one stored factor, in the active language."""
+    """One sentence for one stored factor, in the active language and its digits."""
+    language, phrases = _active_phrases()
     feature = str(factor.get("feature", ""))
     before, after = factor.get("before"), factor.get("after")
-    raises = factor.get("direction") == "raises"
-    label = feature_label(feature)
+    direction = "raises" if factor.get("direction") == "raises" else "lowers"
+    label = phrases.labels.get(feature) or feature.replace("_", " ")
     if factor.get("kind") == "static" or before is None or after is None:
-        if raises:
-            return _("%(feature)s raises the risk.") % {"feature": label}
-        return _("%(feature)s lowers the risk.") % {"feature": label}
+        return phrases.sentences["static", direction] % {"feature": label}
     percent = feature in PERCENT_FEATURES
+    shown_before = _number(float(before), percent, language, phrases)
+    shown_after = _number(float(after), percent, language, phrases)
     params = {
         "feature": label,
-        "before": _number(float(before), percent),
-        "after": _number(float(after), percent),
-        "weeks": int(factor.get("recent_weeks") or len(factor.get("weeks") or []) or 1),
+        "before": shown_before,
+        "after": shown_after,
+        "weeks": localise_digits(
+            str(int(factor.get("recent_weeks") or len(factor.get("weeks") or []) or 1)), language
+        ),
     }
+    # Compared as shown: "fell from 90% to 90%" reads as a mistake.
+    if shown_before == shown_after:
+        if percent:
+            params["after"] = shown_after + "%"
+        return phrases.sentences["stayed", direction] % params
+    change = "fell" if after < before else "rose"
     if feature.startswith("attendance_rate"):
-        if after < before:
-            return (
-                _("Attendance fell from %(before)s%% to %(after)s%% over the last %(weeks)s weeks.")
-                % params
-            )
-        return (
-            _("Attendance rose from %(before)s%% to %(after)s%% over the last %(weeks)s weeks.")
-            % params
-        )
-    if percent:
-        if after < before:
-            return (
-                _(
-                    "%(feature)s fell from %(before)s%% to %(after)s%% over the last %(weeks)s weeks."
-                )
-                % params
-            )
-        return (
-            _("%(feature)s rose from %(before)s%% to %(after)s%% over the last %(weeks)s weeks.")
-            % params
-        )
-    if after < before:
-        return (
-            _("%(feature)s fell from %(before)s to %(after)s over the last %(weeks)s weeks.")
-            % params
-        )
-    if after > before:
-        return (
-            _("%(feature)s rose from %(before)s to %(after)s over the last %(weeks)s weeks.")
-            % params
-        )
-    if raises:
-        return _("%(feature)s stayed at %(after)s, which raises the risk.") % params
-    return _("%(feature)s stayed at %(after)s, which lowers the risk.") % params
+        return phrases.sentences["attendance", change] % params
+    return phrases.sentences["percent" if percent else "number", change] % params
 
 
 def factor_sentences(factors: list[dict[str, Any]]) -> list[str]:

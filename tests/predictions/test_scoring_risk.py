@@ -164,6 +164,25 @@ def test_sentences_in_both_languages():
     with translation.override("bn"):
         bengali = factor_sentence(factor)
     assert bengali != english and "উপস্থিতি" in bengali
+    # Bengali readers get Bengali digits, in the numbers and the weeks alike.
+    assert "৯৫" in bengali and "৬১" in bengali and "৪" in bengali
+    assert not any(digit in bengali for digit in "0123456789")
     static = {"feature": "stipend", "kind": "static", "direction": "lowers"}
     with translation.override("en"):
         assert factor_sentence(static) == "Stipend lowers the risk."
+
+
+def test_a_change_too_small_to_show_reads_as_no_change():
+    factor = {
+        "feature": "attendance_rate",
+        "kind": "weekly",
+        "direction": "raises",
+        "recent_weeks": 4,
+        "before": 0.902,
+        "after": 0.898,
+    }
+    with translation.override("en"):
+        assert factor_sentence(factor) == "Attendance stayed at 90%, which raises the risk."
+    marks = dict(factor, feature="marks_average", before=41.04, after=40.96, direction="lowers")
+    with translation.override("en"):
+        assert factor_sentence(marks) == "Average marks stayed at 41.0, which lowers the risk."

@@ -5,17 +5,10 @@ from typing import Any
 
 from django import template
 from django.utils import formats
-from django.utils.translation import get_language
+
+from apps.common.digits import localise_digits
 
 register = template.Library()
-
-_BENGALI_DIGITS = str.maketrans("0123456789", "০১২৩৪৫৬৭৮৯")
-
-
-def localise_digits(text: str) -> str:
-    if (get_language() or "").startswith("bn"):
-        return text.translate(_BENGALI_DIGITS)
-    return text
 
 
 @register.filter

@@ -321,6 +321,17 @@ def _upsert(rows: list[tuple[Any, ...]]) -> None:
             )
             cursor.execute("TRUNCATE prediction_stage")
             return
+        # Stored as Django stores it (naive UTC text on SQLite): sqlite3's own
+        # adapter would write the offset too, and "since" comparisons go wrong.
+        created_at = COLUMNS.index("created_at")
+        rows = [
+            (
+                *row[:created_at],
+                connection.ops.adapt_datetimefield_value(row[created_at]),
+                *row[created_at + 1 :],
+            )
+            for row in rows
+        ]
         placeholders = ", ".join(["%s"] * len(COLUMNS))
         cursor.executemany(
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {conflict}",  # noqa: S608

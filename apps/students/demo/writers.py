@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from openpyxl import Workbook
 
+from apps.common.xlsx import xlsx_file
 from apps.students.demo.generator import DemoDistrict
 
 ROSTER_COLUMNS = [
@@ -68,13 +68,11 @@ def exits_frame(district: DemoDistrict) -> pd.DataFrame:
 
 
 def _write_xlsx(frame: pd.DataFrame, path: Path, sheet: str) -> None:
-    # write_only keeps memory flat for tens of thousands of rows.
-    workbook = Workbook(write_only=True)
-    worksheet = workbook.create_sheet(sheet)
-    worksheet.append(list(frame.columns))
-    for row in frame.itertuples(index=False):
-        worksheet.append([None if (isinstance(v, float) and np.isnan(v)) else v for v in row])
-    workbook.save(path)
+    rows = (
+        [None if (isinstance(v, float) and np.isnan(v)) else v for v in row]
+        for row in frame.itertuples(index=False)
+    )
+    xlsx_file(path, sheet, list(frame.columns), rows)
 
 
 def district_to_files(district: DemoDistrict, out_dir: Path, *, xlsx: bool = True) -> list[Path]:
