@@ -73,6 +73,23 @@ def _read_key(job_id: int) -> str:
     return f"ingestion:job:{job_id}:read"
 
 
+def _alive_key(job_id: int) -> str:
+    return f"ingestion:job:{job_id}:alive"
+
+
+def _alive(job_id: int) -> None:
+    """Record that the job's worker is still at work, for `import_jobs_fail_stale`.
+
+    The job row's heartbeat cannot say so: the row is updated inside the
+    job's one transaction, which nobody else sees until it commits.
+    """
+    cache.set(
+        _alive_key(job_id),
+        time.time(),
+        timeout=2 * 60 * settings.EDUPULSE_IMPORT_STALE_MINUTES,
+    )
+
+
 def import_job_progress(job: ImportJob) -> dict[str, Any]:
     # While a job runs, its counts live in the cache: the job row only
     # changes when the job's transaction commits (see _run).
@@ -263,7 +280,7 @@ def import_job_run(*, job_id: int, chunk_rows: int | None = None) -> ImportJob:
                 stage.drop(cursor)
         except Exception:  # noqa: BLE001 - a broken connection already dropped it
             logger.warning("could not drop the staging table of job %s", job.pk)
-        cache.delete_many([_progress_key(job.pk), _read_key(job.pk)])
+        cache.delete_many([_progress_key(job.pk), _read_key(job.pk), _alive_key(job.pk)])
     job.refresh_from_db()
     return job
 
@@ -460,6 +477,7 @@ class _Checks:
 
     def report_progress(self) -> None:
         cache.set(_read_key(self.job.pk), self.counts(), timeout=3600)
+        _alive(self.job.pk)
 
     def save_problems(self) -> None:
         _save_problems(self.job, self.problems)
@@ -468,6 +486,7 @@ class _Checks:
 def _loaded(job_id: int, line: int) -> None:
     """Progress of loading (called from the loading thread)."""
     cache.set(_progress_key(job_id), line, timeout=3600)
+    _alive(job_id)
     after_batch(job_id, line)
 
 
@@ -581,6 +600,10 @@ def import_job_restart(*, job: ImportJob) -> ImportJob:
 def import_jobs_fail_stale(*, older_than: dt.timedelta | None = None) -> list[int]:
     """Mark failed the running jobs whose worker stopped sending heartbeats.
 
+    A job is stale when neither its row's heartbeat (written when the job
+    starts and at each committed step) nor its worker's last beat in the
+    cache (each chunk validated or loaded) is newer than `older_than`.
+
     The worker's transaction rolled back with its connection, so nothing it
     loaded is in the tables; the job can be restarted.
     """
@@ -592,6 +615,10 @@ def import_jobs_fail_stale(*, older_than: dt.timedelta | None = None) -> list[in
             "pk", flat=True
         )
     )
+    # A long import's row keeps the heartbeat of its start until it commits;
+    # its worker's recent beats are in the cache.
+    beats = cache.get_many([_alive_key(pk) for pk in stale])
+    stale = [pk for pk in stale if beats.get(_alive_key(pk), 0.0) < cutoff.timestamp()]
     failed: list[int] = []
     for pk in stale:
         with transaction.atomic():

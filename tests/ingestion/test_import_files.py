@@ -7,11 +7,13 @@ import io
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -199,8 +201,13 @@ def test_the_beat_schedule_fails_jobs_whose_heartbeat_stopped(world, tmp_path: P
     path.write_text(ATTENDANCE)
     job = import_job_create(kind=ImportKind.ATTENDANCE, source=path, file_name="attendance.csv")
     fresh = import_job_create(kind=ImportKind.ATTENDANCE, source=path, file_name="again.csv")
+    busy = import_job_create(kind=ImportKind.ATTENDANCE, source=path, file_name="long.csv")
     long_ago = timezone.now() - dt.timedelta(minutes=settings.EDUPULSE_IMPORT_STALE_MINUTES + 1)
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.LOADING, heartbeat_at=long_ago)
+    ImportJob.objects.filter(pk__in=[job.pk, busy.pk]).update(
+        status=ImportStatus.LOADING, heartbeat_at=long_ago
+    )
+    # A long import: its row still shows the start, its worker beats in the cache.
+    services._alive(busy.pk)
     ImportJob.objects.filter(pk=fresh.pk).update(
         status=ImportStatus.LOADING, heartbeat_at=timezone.now()
     )
@@ -212,6 +219,26 @@ def test_the_beat_schedule_fails_jobs_whose_heartbeat_stopped(world, tmp_path: P
     fresh.refresh_from_db()
     assert (job.status, job.failure) == (ImportStatus.FAILED, "worker_lost")
     assert fresh.status == ImportStatus.LOADING
+    busy.refresh_from_db()
+    assert busy.status == ImportStatus.LOADING
+
+
+def test_a_running_import_beats_while_it_loads(world, tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "attendance.csv"
+    path.write_text(ATTENDANCE)
+    job = import_job_create(kind=ImportKind.ATTENDANCE, source=path, file_name="attendance.csv")
+    beats: list[float | None] = []
+    monkeypatch.setattr(
+        services,
+        "after_batch",
+        lambda job_id, line: beats.append(cache.get(services._alive_key(job_id))),
+    )
+    started = time.time()
+    job = import_job_run(job_id=job.pk)
+    assert job.status == ImportStatus.DONE
+    assert beats and all(beat is not None and beat >= started for beat in beats)
+    # Finished: nothing of the run is left in the cache.
+    assert cache.get(services._alive_key(job.pk)) is None
 
 
 def test_quality_flags_perfect_attendance_and_a_drop_to_zero(world, tmp_path: Path) -> None:
