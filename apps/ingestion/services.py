@@ -37,8 +37,9 @@ from apps.ingestion.problems import FileRejected, Problem
 from apps.ingestion.quality import QualityCollector
 from apps.ingestion.readers import inspect_file, open_chunks
 from apps.ingestion.validation import References, Scope, Validator
-from apps.students.models import DataQualityFlag, School
+from apps.students.models import DataQualityFlag, Enrollment, School
 from apps.students.selectors import schools_visible_to
+from apps.students.services import academic_year_of
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ SIGNAL_KINDS: dict[str, list[str]] = {
     ImportKind.ATTENDANCE: ["attendance"],
     ImportKind.GRADES: ["grades"],
     ImportKind.INCIDENTS: ["incidents"],
+    ImportKind.HOLIDAYS: ["calendar"],
 }
 
 
@@ -548,6 +550,8 @@ def _signal(job: ImportJob, results: dict[str, TargetResult]) -> None:
     if kinds is None:
         return
     student_ids = sorted({pk for r in results.values() for pk in r.student_ids})
+    if job.kind == ImportKind.HOLIDAYS:
+        student_ids = _students_of_changed_holidays(results)
     if not student_ids:
         return
     sinces = [r.since for r in results.values() if r.since]
@@ -568,6 +572,20 @@ def _signal(job: ImportJob, results: dict[str, TargetResult]) -> None:
         )
 
     transaction.on_commit(send)
+
+
+def _students_of_changed_holidays(results: dict[str, TargetResult]) -> list[int]:
+    """A national holiday changes the school days of every student enrolled that year."""
+    changed = [r for r in results.values() if r.inserted or r.updated]
+    years = {academic_year_of(day) for r in changed for day in (r.since, r.until) if day}
+    if not years:
+        return []
+    return sorted(
+        Enrollment.objects.filter(academic_year__in=years)
+        .order_by()
+        .values_list("student_id", flat=True)
+        .distinct()
+    )
 
 
 def after_batch(job_id: int, line: int) -> None:

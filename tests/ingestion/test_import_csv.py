@@ -46,6 +46,32 @@ def test_it_imports_attendance_and_a_second_import_changes_nothing(world, tmp_pa
     assert AttendanceRecord.objects.count() == 3
 
 
+def test_a_holiday_import_refreshes_the_students_enrolled_that_year(
+    world, tmp_path: Path, django_capture_on_commit_callbacks
+) -> None:
+    received: list[dict] = []
+
+    def listener(sender: object, **kwargs: object) -> None:
+        received.append(kwargs)
+
+    holidays = "date,name\n2026-03-26,Independence Day\n2026-12-16,Victory Day\n"
+    student_data_changed.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            job = run_import(tmp_path, ImportKind.HOLIDAYS, holidays)
+        assert job.status == ImportStatus.DONE, codes(job)
+        with django_capture_on_commit_callbacks(execute=True):
+            run_import(tmp_path, ImportKind.HOLIDAYS, holidays, name="again.csv")
+    finally:
+        student_data_changed.disconnect(listener)
+    # Once: the unchanged re-import changes no school day.
+    assert len(received) == 1
+    sent = received[0]
+    assert sent["student_ids"] == sorted(s.pk for s in world["students"])
+    assert (sent["since"], sent["until"]) == (dt.date(2026, 3, 26), dt.date(2026, 12, 16))
+    assert sent["kinds"] == ["calendar"]
+
+
 def test_the_signal_is_sent_after_commit_with_the_changed_students(
     world, tmp_path: Path, django_capture_on_commit_callbacks
 ) -> None:
