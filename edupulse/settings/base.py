@@ -229,13 +229,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.common.exceptions.api_exception_handler",
     # Per user (session or token alike), per token (a leaked script token cannot use
-    # up its owner's browser budget), anonymous, and scoped for the expensive calls.
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-        "apps.common.throttling.TokenRateThrottle",
-        "rest_framework.throttling.ScopedRateThrottle",
-    ],
+    # up its owner's browser budget), anonymous, and scoped for the expensive calls:
+    # one class counts them all in one round trip (apps/common/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["apps.common.throttling.RequestThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "anon": _throttle_rate("EDUPULSE_API_RATE_ANON", "60/min"),
         "user": _throttle_rate("EDUPULSE_API_RATE_USER", "1200/min"),
