@@ -216,7 +216,7 @@ REST_FRAMEWORK = {
     # Token first: an unauthenticated request then gets 401 with WWW-Authenticate: Token
     # (DRF answers 403 when the first class is the session, which has no such header).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apps.common.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -240,6 +240,9 @@ REST_FRAMEWORK = {
         "train": _throttle_rate("EDUPULSE_API_RATE_TRAIN", "10/hour"),
     },
 }
+# How long an API token's user, permissions and scope are cached; changes to them
+# take effect at once anyway (apps/common/authentication.py). 0: no cache.
+EDUPULSE_API_AUTH_CACHE_SECONDS = env.integer("EDUPULSE_API_AUTH_CACHE_SECONDS", 300, minimum=0)
 # Above this many students POST /api/v1/predict/batch becomes a Celery task (202).
 EDUPULSE_API_BATCH_SYNC_MAX = env.integer("EDUPULSE_API_BATCH_SYNC_MAX", 200, minimum=1)
 EDUPULSE_API_BATCH_MAX = env.integer("EDUPULSE_API_BATCH_MAX", 100_000, minimum=1)
