@@ -54,6 +54,8 @@ __all__ = [
     "FeatureVersionMismatch",
     "NoActiveModel",
     "ScoreCounts",
+    "prediction_body_get",
+    "prediction_body_set",
     "prediction_cache_forget",
     "prediction_for_student",
     "predictions_score",
@@ -301,12 +303,17 @@ KEY = ("student_id", "week_start", "model_version_id")
 _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in KEY)
 
 
+# Up to this many rows go straight in with INSERT ... ON CONFLICT; more go through a
+# staging table filled by COPY (four statements, but set-based).
+SINGLE_ROWS = 4
+
+
 def _upsert(rows: list[tuple[Any, ...]]) -> None:
     table = Prediction._meta.db_table
     columns = ", ".join(COLUMNS)
     conflict = "ON CONFLICT (student_id, week_start, model_version_id) DO UPDATE SET " + _UPDATE
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and len(rows) > SINGLE_ROWS:
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS prediction_stage ("
                 "student_id bigint, school_id bigint, academic_year smallint, week_start date, "
@@ -321,6 +328,7 @@ def _upsert(rows: list[tuple[Any, ...]]) -> None:
             )
             cursor.execute("TRUNCATE prediction_stage")
             return
+        # A single prediction (or a handful): one statement, no staging table.
         placeholders = ", ".join(["%s"] * len(COLUMNS))
         cursor.executemany(
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {conflict}",  # noqa: S608
@@ -471,18 +479,57 @@ def _cache_key(student_id: int, as_of: dt.date | None, version_pk: int) -> str:
     return f"{CACHE_PREFIX}:{student_id}:{generation}:{version_pk}:{day}"
 
 
+def _body_key(student_id: int, as_of: dt.date | None, version_pk: int) -> str:
+    day = as_of.isoformat() if as_of else "latest"
+    return f"{CACHE_PREFIX}:body:{int(student_id)}:{version_pk}:{day}"
+
+
+def prediction_body_get(*, student_id: int, as_of: dt.date | None, version_pk: int) -> bytes | None:
+    """A rendered prediction cached by `prediction_body_set`, if still current; one round trip.
+
+    The entry and its bucket's generation are read together (one MGET on Redis)
+    and the entry holds the generation it was stored under, so forgetting a
+    bucket (prediction_cache_forget) makes it stale without touching it.
+    """
+    generation_key = _generation_key(student_id)
+    body_key = _body_key(student_id, as_of, version_pk)
+    found = cache.get_many([generation_key, body_key])
+    entry = found.get(body_key)
+    if entry is None or entry[0] != found.get(generation_key, 0):
+        return None
+    return bytes(entry[1])
+
+
+def prediction_body_set(
+    *, student_id: int, as_of: dt.date | None, version_pk: int, body: bytes
+) -> None:
+    """Keep a rendered prediction (the API's response body) until its bucket changes or the TTL.
+
+    Stored under the generation current after the prediction was computed,
+    as the prediction itself is (prediction_for_student): the cold write has
+    just bumped it.
+    """
+    generation = cache.get(_generation_key(student_id), 0)
+    cache.set(
+        _body_key(student_id, as_of, version_pk),
+        (generation, body),
+        settings.EDUPULSE_PREDICTION_CACHE_SECONDS,
+    )
+
+
 def prediction_for_student(
-    *, student: Student, as_of: dt.date | None = None, forward: ForwardFn | None = None
+    *, student: Student | int, as_of: dt.date | None = None, forward: ForwardFn | None = None
 ) -> Prediction | None:
-    """The student's risk from the latest features up to `as_of` (cached, TTL).
+    """The student's (or student pk's) risk from the latest features up to `as_of` (cached, TTL).
 
     None when the student has no features that year. `forward` replaces the
     model's forward pass (the micro-batcher passes its own).
     """
+    student_pk = student if isinstance(student, int) else student.pk
     version = ModelVersion.objects.filter(status=ModelStatus.ACTIVE).first()
     if version is None:
         raise NoActiveModel("no active model version")
-    cached = cache.get(_cache_key(student.pk, as_of, version.pk))
+    cached = cache.get(_cache_key(student_pk, as_of, version.pk))
     if isinstance(cached, Prediction):
         return cached
     model, feature_set = _model_and_features(version)
@@ -493,7 +540,7 @@ def prediction_for_student(
     day = _as_of(as_of)
     latest = WeeklyFeature.objects.filter(
         feature_set=feature_set,
-        student_id=student.pk,
+        student_id=student_pk,
         academic_year=academic_year_of(day),
         week_start__lte=day,
     ).aggregate(last=Max("week_start"))["last"]
@@ -501,7 +548,7 @@ def prediction_for_student(
         return None
     academic_year = academic_year_of(latest + dt.timedelta(days=6))
     for history in history_chunks(
-        feature_set, academic_year=academic_year, student_ids=[student.pk], until=latest
+        feature_set, academic_year=academic_year, student_ids=[student_pk], until=latest
     ):
         scored = _score_history(
             model, history, latest, keep_present=True, school_id=None, forward=forward
@@ -509,12 +556,13 @@ def prediction_for_student(
         if scored is None:
             return None
         _write(model, scored, week_start=latest, academic_year=academic_year)
-    prediction = Prediction.objects.get(
-        student_id=student.pk, week_start=latest, model_version=model.version
+    # The serializer reads both relations: fetch them with the row.
+    prediction = Prediction.objects.select_related("student", "model_version").get(
+        student_id=student_pk, week_start=latest, model_version=model.version
     )
     # The write above bumped the generation: key the fresh row under the new one.
     cache.set(
-        _cache_key(student.pk, as_of, model.version.pk),
+        _cache_key(student_pk, as_of, model.version.pk),
         prediction,
         settings.EDUPULSE_PREDICTION_CACHE_SECONDS,
     )
