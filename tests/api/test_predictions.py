@@ -265,3 +265,17 @@ def test_the_cached_answer_lives_in_redis(scored: Any, redis_url: str, settings:
     prediction_cache_forget(student_ids=[mine.pk])
     recomputed = client.post("/api/v1/predict", payload, format="json").json()
     assert recomputed["probability"] == first["probability"]  # scored again, row replaced
+
+
+def test_cached_answers_survive_a_neighbours_cold_prediction(
+    scored: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    monkeypatch.setattr("apps.predictions.services.scoring.GENERATION_BUCKETS", 1)
+    client = client_for(scored.users[Role.COUNSELOR])
+    first, second = scored.students[:2]
+    for student in (first, second):  # the second computed cold, in the same bucket
+        client.post(
+            "/api/v1/predict", {"student": student.pk, "as_of": scored.as_of}, format="json"
+        )
+    with django_assert_num_queries(1):
+        client.post("/api/v1/predict", {"student": first.pk, "as_of": scored.as_of}, format="json")

@@ -182,10 +182,10 @@ class PredictView(APIView):
         if version_pk is None:
             _require_active_model()  # raises the 503, or there is one now after all
         as_of = data.get("as_of")
-        body = (
+        generation, body = (
             prediction_body_get(student_id=student_pk, as_of=as_of, version_pk=version_pk)
             if version_pk is not None
-            else None
+            else (None, None)
         )
         if body is None:
             prediction = prediction_for_student(student=student_pk, as_of=as_of)
@@ -196,12 +196,14 @@ class PredictView(APIView):
                     status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
                 )
             body = JSONRenderer().render(PredictionSerializer(prediction).data)
-            prediction_body_set(
-                student_id=student_pk,
-                as_of=as_of,
-                version_pk=prediction.model_version_id,
-                body=body,
-            )
+            if generation is not None and prediction.model_version_id == version_pk:
+                prediction_body_set(
+                    student_id=student_pk,
+                    as_of=as_of,
+                    version_pk=version_pk,
+                    generation=generation,
+                    body=body,
+                )
         if getattr(request, "accepted_renderer", None) is not None and (
             request.accepted_renderer.format != "json"
         ):

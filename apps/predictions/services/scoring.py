@@ -337,9 +337,17 @@ def _upsert(rows: list[tuple[Any, ...]]) -> None:
 
 
 def _write(
-    model: ActiveModel, scored: Scored, *, week_start: dt.date, academic_year: int
+    model: ActiveModel,
+    scored: Scored,
+    *,
+    week_start: dt.date,
+    academic_year: int,
+    forget: bool = True,
 ) -> tuple[int, int]:
-    """Upsert one chunk and raise its alerts; (predictions, alerts)."""
+    """Upsert one chunk and raise its alerts; (predictions, alerts).
+
+    `forget` makes the students' cached single predictions stale (their buckets).
+    """
     from apps.predictions.services.alerts import alerts_raise
 
     ids = [int(pk) for pk in scored.student_ids]
@@ -373,7 +381,8 @@ def _write(
             },
             previous=previous,
         )
-    prediction_cache_forget(student_ids=ids)
+    if forget:
+        prediction_cache_forget(student_ids=ids)
     return len(rows), alerts
 
 
@@ -473,8 +482,11 @@ def prediction_cache_forget(*, student_ids: Sequence[int]) -> None:
     cache.set_many({_generation_key(bucket): stamp for bucket in buckets}, None)
 
 
-def _cache_key(student_id: int, as_of: dt.date | None, version_pk: int) -> str:
-    generation = cache.get(_generation_key(student_id), 0)
+def _generation(student_id: int) -> Any:
+    return cache.get(_generation_key(student_id), 0)
+
+
+def _cache_key(student_id: int, as_of: dt.date | None, version_pk: int, generation: Any) -> str:
     day = as_of.isoformat() if as_of else "latest"
     return f"{CACHE_PREFIX}:{student_id}:{generation}:{version_pk}:{day}"
 
@@ -484,32 +496,35 @@ def _body_key(student_id: int, as_of: dt.date | None, version_pk: int) -> str:
     return f"{CACHE_PREFIX}:body:{int(student_id)}:{version_pk}:{day}"
 
 
-def prediction_body_get(*, student_id: int, as_of: dt.date | None, version_pk: int) -> bytes | None:
-    """A rendered prediction cached by `prediction_body_set`, if still current; one round trip.
+def prediction_body_get(
+    *, student_id: int, as_of: dt.date | None, version_pk: int
+) -> tuple[Any, bytes | None]:
+    """(generation, body): a rendered prediction cached by `prediction_body_set`, if still current.
 
-    The entry and its bucket's generation are read together (one MGET on Redis)
-    and the entry holds the generation it was stored under, so forgetting a
-    bucket (prediction_cache_forget) makes it stale without touching it.
+    One round trip: the entry and its bucket's generation are read together
+    (one MGET on Redis), and the entry holds the generation it was stored
+    under, so forgetting a bucket (prediction_cache_forget) makes it stale
+    without touching it. The generation comes back for `prediction_body_set`.
     """
     generation_key = _generation_key(student_id)
     body_key = _body_key(student_id, as_of, version_pk)
     found = cache.get_many([generation_key, body_key])
+    generation = found.get(generation_key, 0)
     entry = found.get(body_key)
-    if entry is None or entry[0] != found.get(generation_key, 0):
-        return None
-    return bytes(entry[1])
+    if entry is None or entry[0] != generation:
+        return generation, None
+    return generation, bytes(entry[1])
 
 
 def prediction_body_set(
-    *, student_id: int, as_of: dt.date | None, version_pk: int, body: bytes
+    *, student_id: int, as_of: dt.date | None, version_pk: int, generation: Any, body: bytes
 ) -> None:
     """Keep a rendered prediction (the API's response body) until its bucket changes or the TTL.
 
-    Stored under the generation current after the prediction was computed,
-    as the prediction itself is (prediction_for_student): the cold write has
-    just bumped it.
+    `generation` is the one `prediction_body_get` read before the prediction
+    was computed: a change that lands meanwhile bumps the bucket past it, so
+    the entry can never hide that change.
     """
-    generation = cache.get(_generation_key(student_id), 0)
     cache.set(
         _body_key(student_id, as_of, version_pk),
         (generation, body),
@@ -529,7 +544,10 @@ def prediction_for_student(
     version = ModelVersion.objects.filter(status=ModelStatus.ACTIVE).first()
     if version is None:
         raise NoActiveModel("no active model version")
-    cached = cache.get(_cache_key(student_pk, as_of, version.pk))
+    # Read before the features: a change landing meanwhile bumps the bucket past
+    # this generation, so what is cached under it below cannot hide the change.
+    key = _cache_key(student_pk, as_of, version.pk, _generation(student_pk))
+    cached = cache.get(key)
     if isinstance(cached, Prediction):
         return cached
     model, feature_set = _model_and_features(version)
@@ -555,15 +573,14 @@ def prediction_for_student(
         )
         if scored is None:
             return None
-        _write(model, scored, week_start=latest, academic_year=academic_year)
+        # The bucket is left alone: the row written says what any entry still current
+        # says (the same features and model), and bumping it made every neighbour in
+        # the bucket recompute, whose writes bumped it again: with more students
+        # than buckets, a cache that never warmed up.
+        _write(model, scored, week_start=latest, academic_year=academic_year, forget=False)
     # The serializer reads both relations: fetch them with the row.
     prediction = Prediction.objects.select_related("student", "model_version").get(
         student_id=student_pk, week_start=latest, model_version=model.version
     )
-    # The write above bumped the generation: key the fresh row under the new one.
-    cache.set(
-        _cache_key(student_pk, as_of, model.version.pk),
-        prediction,
-        settings.EDUPULSE_PREDICTION_CACHE_SECONDS,
-    )
+    cache.set(key, prediction, settings.EDUPULSE_PREDICTION_CACHE_SECONDS)
     return prediction
