@@ -127,6 +127,8 @@ class HealthView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
+    # Liveness probes hit this every few seconds from one address: never throttle them.
+    throttle_classes: list[type] = []
 
     @extend_schema(
         responses=inline_serializer("Health", fields={"status": serializers.CharField()}),

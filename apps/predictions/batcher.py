@@ -3,14 +3,16 @@
 A forward pass over 1 student and over 64 costs nearly the same on a CPU, so
 under concurrent load scoring them one by one wastes most of the time. Each
 request thread puts its inputs on a queue and waits; one worker thread takes
-the first request, collects whatever else arrives within `wait_ms` (or until
-`max_batch`), scores them all at once and hands each its own rows back.
+the first request, collects whatever else arrives until `wait_ms` after it
+(or until `max_batch` students, then at once), scores them all at once and
+hands each its own rows back.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -66,23 +68,27 @@ class MicroBatcher:
         self._thread.join(timeout=5)
 
     def _collect(self, first: _Request) -> list[_Request]:
+        """The first request and whatever joins it before its deadline; a full batch leaves at once.
+
+        The deadline is fixed when the first request is taken, so no request
+        waits more than `wait_ms` for others (a timer that restarted on every
+        arrival could hold the first one for as long as requests keep coming).
+        """
         batch, rows = [first], len(first.arrays)
-        deadline = threading.Event()
-        timer = threading.Timer(self.wait, deadline.set)
-        timer.start()
-        try:
-            while rows < self.max_batch and not deadline.is_set():
-                try:
-                    item = self._queue.get(timeout=max(self.wait / 10, 0.0005))
-                except queue.Empty:
-                    continue
-                if item is None:
-                    self._queue.put(None)  # let _run see the stop after this batch
-                    break
-                batch.append(item)
-                rows += len(item.arrays)
-        finally:
-            timer.cancel()
+        deadline = time.monotonic() + self.wait
+        while rows < self.max_batch:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                item = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)  # let _run see the stop after this batch
+                break
+            batch.append(item)
+            rows += len(item.arrays)
         return batch
 
     def _run(self) -> None:

@@ -216,7 +216,7 @@ REST_FRAMEWORK = {
     # Token first: an unauthenticated request then gets 401 with WWW-Authenticate: Token
     # (DRF answers 403 when the first class is the session, which has no such header).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apps.common.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -229,13 +229,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.common.exceptions.api_exception_handler",
     # Per user (session or token alike), per token (a leaked script token cannot use
-    # up its owner's browser budget), anonymous, and scoped for the expensive calls.
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-        "apps.common.throttling.TokenRateThrottle",
-        "rest_framework.throttling.ScopedRateThrottle",
-    ],
+    # up its owner's browser budget), anonymous, and scoped for the expensive calls:
+    # one class counts them all in one round trip (apps/common/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["apps.common.throttling.RequestThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "anon": _throttle_rate("EDUPULSE_API_RATE_ANON", "60/min"),
         "user": _throttle_rate("EDUPULSE_API_RATE_USER", "1200/min"),
@@ -244,6 +240,9 @@ REST_FRAMEWORK = {
         "train": _throttle_rate("EDUPULSE_API_RATE_TRAIN", "10/hour"),
     },
 }
+# How long an API token's user, permissions and scope are cached; changes to them
+# take effect at once anyway (apps/common/authentication.py). 0: no cache.
+EDUPULSE_API_AUTH_CACHE_SECONDS = env.integer("EDUPULSE_API_AUTH_CACHE_SECONDS", 300, minimum=0)
 # Above this many students POST /api/v1/predict/batch becomes a Celery task (202).
 EDUPULSE_API_BATCH_SYNC_MAX = env.integer("EDUPULSE_API_BATCH_SYNC_MAX", 200, minimum=1)
 EDUPULSE_API_BATCH_MAX = env.integer("EDUPULSE_API_BATCH_MAX", 100_000, minimum=1)

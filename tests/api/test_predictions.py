@@ -210,3 +210,72 @@ def test_train_update_without_new_labels_fails_cleanly(
     run = TrainingRun.objects.get()
     assert run.status == "failed" and "nothing to learn" in run.error
     assert ModelVersion.objects.count() == 1
+
+
+def test_a_cached_prediction_costs_one_query(scored: Any, django_assert_num_queries: Any) -> None:
+    client = client_for(scored.users[Role.COUNSELOR])
+    mine, _ = _mine_and_other(scored)
+    payload = {"student_id": mine.student_id, "as_of": scored.as_of}
+    first = client.post("/api/v1/predict", payload, format="json")
+    assert first.status_code == 200 and first["Content-Type"] == "application/json"
+    # The scope check and the active model in one query; token, user, permissions,
+    # scope and the rendered answer come from the cache.
+    with django_assert_num_queries(1):
+        again = client.post("/api/v1/predict", payload, format="json")
+    assert again.json() == first.json()
+
+
+def test_a_cached_answer_follows_the_students_data(scored: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.common.signals import student_data_changed
+
+    client = client_for(scored.users[Role.COUNSELOR])
+    mine, _ = _mine_and_other(scored)
+    payload = {"student": mine.pk, "as_of": scored.as_of}
+    first = client.post("/api/v1/predict", payload, format="json").json()
+    Prediction.objects.filter(pk=first["id"]).update(probability=0.0)
+    student_data_changed.send(sender=None, student_ids=[mine.pk], source="test")
+    with CaptureQueriesContext(connection) as queries:
+        again = client.post("/api/v1/predict", payload, format="json").json()
+    assert len(queries.captured_queries) > 1  # recomputed, not the cached body
+    assert again["id"] == first["id"] and again["probability"] == first["probability"]
+    assert client.post("/api/v1/predict", payload, format="json").json() == again
+
+
+@pytest.mark.redis
+def test_the_cached_answer_lives_in_redis(scored: Any, redis_url: str, settings: Any) -> None:
+    import redis
+
+    from apps.predictions.services.scoring import prediction_cache_forget
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+    }
+    client = client_for(scored.users[Role.COUNSELOR])
+    mine, _ = _mine_and_other(scored)
+    payload = {"student": mine.pk, "as_of": scored.as_of}
+    first = client.post("/api/v1/predict", payload, format="json").json()
+    keys = redis.Redis.from_url(redis_url).keys("*prediction:v1:body:*")
+    assert len(keys) == 1
+    assert client.post("/api/v1/predict", payload, format="json").json() == first
+    Prediction.objects.filter(pk=first["id"]).update(tier="low", probability=0.01)
+    assert client.post("/api/v1/predict", payload, format="json").json() == first  # cached
+    prediction_cache_forget(student_ids=[mine.pk])
+    recomputed = client.post("/api/v1/predict", payload, format="json").json()
+    assert recomputed["probability"] == first["probability"]  # scored again, row replaced
+
+
+def test_cached_answers_survive_a_neighbours_cold_prediction(
+    scored: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    monkeypatch.setattr("apps.predictions.services.scoring.GENERATION_BUCKETS", 1)
+    client = client_for(scored.users[Role.COUNSELOR])
+    first, second = scored.students[:2]
+    for student in (first, second):  # the second computed cold, in the same bucket
+        client.post(
+            "/api/v1/predict", {"student": student.pk, "as_of": scored.as_of}, format="json"
+        )
+    with django_assert_num_queries(1):
+        client.post("/api/v1/predict", {"student": first.pk, "as_of": scored.as_of}, format="json")

@@ -77,10 +77,10 @@ def test_unknown_route_method_not_allowed(counselor: APIClient) -> None:
 def test_throttling_answers_429_in_the_error_shape(
     monkeypatch: pytest.MonkeyPatch, district: dict[str, Any]
 ) -> None:
-    from rest_framework.throttling import SimpleRateThrottle
+    from apps.common.throttling import RequestThrottle
 
-    # Every throttle class shares DRF's rates dict; lower the per-token budget.
-    monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, "token", "2/min")
+    # The throttle reads DRF's rates dict; lower the per-token budget.
+    monkeypatch.setitem(RequestThrottle.THROTTLE_RATES, "token", "2/min")
     client = client_for(district["counselor"])
     assert client.get("/api/v1/schools").status_code == 200
     assert client.get("/api/v1/schools").status_code == 200
@@ -91,9 +91,9 @@ def test_throttling_answers_429_in_the_error_shape(
 
 
 def test_per_user_throttle(monkeypatch: pytest.MonkeyPatch, district: dict[str, Any]) -> None:
-    from rest_framework.throttling import SimpleRateThrottle
+    from apps.common.throttling import RequestThrottle
 
-    monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, "user", "1/min")
+    monkeypatch.setitem(RequestThrottle.THROTTLE_RATES, "user", "1/min")
     client = client_for(district["analyst"], token=False)
     assert client.get("/api/v1/schools").status_code == 200
     response = client.get("/api/v1/schools")

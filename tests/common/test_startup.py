@@ -23,3 +23,19 @@ def test_start_up_objects_are_frozen_and_later_garbage_is_still_collected() -> N
         assert alive() is None
     finally:
         gc.unfreeze()
+
+
+def test_web_processes_run_torch_on_one_thread() -> None:
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["DJANGO_SETTINGS_MODULE"] = "edupulse.settings.test"
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", "import edupulse.wsgi, torch; print(torch.get_num_threads())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "1"

@@ -101,3 +101,37 @@ def test_single_prediction_is_cached_and_invalidated(district, django_assert_num
     with CaptureQueriesContext(connection) as queries:
         prediction_for_student(student=student, as_of=as_of)
     assert len(queries.captured_queries) > 1  # recomputed, not served from the cache
+
+
+def test_a_cold_prediction_keeps_its_bucket_neighbours_cached(
+    district, django_assert_num_queries, monkeypatch
+):
+    # With more students than buckets, neighbours share one: computing one of them
+    # must not make the others recompute (whose writes would evict it in turn).
+    monkeypatch.setattr("apps.predictions.services.scoring.GENERATION_BUCKETS", 1)
+    first, second = district.students[:2]
+    as_of = district.week_start + dt.timedelta(days=3)
+    prediction_for_student(student=first, as_of=as_of)
+    prediction_for_student(student=second, as_of=as_of)
+    with django_assert_num_queries(1):  # the active model's row; the score is still cached
+        prediction_for_student(student=first, as_of=as_of)
+
+
+def test_a_change_during_a_cold_prediction_is_not_hidden(district, monkeypatch):
+    from apps.predictions.services import scoring
+
+    student = district.students[0]
+    as_of = district.week_start + dt.timedelta(days=3)
+    real = scoring._score_history
+
+    def changed_meanwhile(*args, **kwargs):
+        scored = real(*args, **kwargs)
+        scoring.prediction_cache_forget(student_ids=[student.pk])  # an import lands
+        return scored
+
+    monkeypatch.setattr(scoring, "_score_history", changed_meanwhile)
+    prediction_for_student(student=student, as_of=as_of)
+    monkeypatch.setattr(scoring, "_score_history", real)
+    with CaptureQueriesContext(connection) as queries:
+        prediction_for_student(student=student, as_of=as_of)
+    assert len(queries.captured_queries) > 1  # not served from before the change

@@ -91,3 +91,46 @@ def test_a_failing_batch_fails_each_request(district):
         batcher.score(bad)
     assert len(batcher.score(_arrays(2, 4, seed=1, model=model))) == 2
     batcher.close()
+
+
+def test_the_first_request_waits_at_most_the_deadline_and_a_full_batch_leaves_at_once(district):
+    import time
+
+    model = loader.active_model()
+    one = _arrays(1, 4, seed=0, model=model)
+    batcher = MicroBatcher(model.scorer, wait_ms=200)
+    started = time.monotonic()
+    batcher.score(one)  # alone: leaves when the deadline passes
+    alone = time.monotonic() - started
+    assert 0.19 <= alone < 2
+    batcher.close()
+
+    full = MicroBatcher(model.scorer, wait_ms=10_000, max_batch=4)
+    started = time.monotonic()
+    assert len(full.score(_arrays(4, 4, seed=1, model=model))) == 4
+    assert time.monotonic() - started < 5  # not the 10 s deadline
+    full.close()
+
+
+def test_a_request_arriving_late_does_not_extend_the_deadline(district):
+    import time
+
+    model = loader.active_model()
+    batcher = MicroBatcher(model.scorer, wait_ms=300)
+    first_done: list[float] = []
+    started = time.monotonic()
+
+    def first() -> None:
+        batcher.score(_arrays(1, 4, seed=0, model=model))
+        first_done.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    time.sleep(0.2)
+    batcher.score(_arrays(1, 4, seed=1, model=model))  # joins the first one's batch
+    thread.join(timeout=10)
+    batcher.close()
+    assert (
+        first_done and first_done[0] < 1.5
+    )  # 0.3 s and a forward pass, with room for a busy machine
+    assert batcher.batch_sizes == [2]

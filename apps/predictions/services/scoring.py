@@ -54,6 +54,8 @@ __all__ = [
     "FeatureVersionMismatch",
     "NoActiveModel",
     "ScoreCounts",
+    "prediction_body_get",
+    "prediction_body_set",
     "prediction_cache_forget",
     "prediction_for_student",
     "predictions_score",
@@ -301,12 +303,17 @@ KEY = ("student_id", "week_start", "model_version_id")
 _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in KEY)
 
 
+# Up to this many rows go straight in with INSERT ... ON CONFLICT; more go through a
+# staging table filled by COPY (four statements, but set-based).
+SINGLE_ROWS = 4
+
+
 def _upsert(rows: list[tuple[Any, ...]]) -> None:
     table = Prediction._meta.db_table
     columns = ", ".join(COLUMNS)
     conflict = "ON CONFLICT (student_id, week_start, model_version_id) DO UPDATE SET " + _UPDATE
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and len(rows) > SINGLE_ROWS:
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS prediction_stage ("
                 "student_id bigint, school_id bigint, academic_year smallint, week_start date, "
@@ -321,6 +328,7 @@ def _upsert(rows: list[tuple[Any, ...]]) -> None:
             )
             cursor.execute("TRUNCATE prediction_stage")
             return
+        # A single prediction (or a handful): one statement, no staging table.
         # Stored as Django stores it (naive UTC text on SQLite): sqlite3's own
         # adapter would write the offset too, and "since" comparisons go wrong.
         created_at = COLUMNS.index("created_at")
@@ -340,9 +348,17 @@ def _upsert(rows: list[tuple[Any, ...]]) -> None:
 
 
 def _write(
-    model: ActiveModel, scored: Scored, *, week_start: dt.date, academic_year: int
+    model: ActiveModel,
+    scored: Scored,
+    *,
+    week_start: dt.date,
+    academic_year: int,
+    forget: bool = True,
 ) -> tuple[int, int]:
-    """Upsert one chunk and raise its alerts; (predictions, alerts)."""
+    """Upsert one chunk and raise its alerts; (predictions, alerts).
+
+    `forget` makes the students' cached single predictions stale (their buckets).
+    """
     from apps.predictions.services.alerts import alerts_raise
 
     ids = [int(pk) for pk in scored.student_ids]
@@ -376,7 +392,8 @@ def _write(
             },
             previous=previous,
         )
-    prediction_cache_forget(student_ids=ids)
+    if forget:
+        prediction_cache_forget(student_ids=ids)
     return len(rows), alerts
 
 
@@ -476,24 +493,72 @@ def prediction_cache_forget(*, student_ids: Sequence[int]) -> None:
     cache.set_many({_generation_key(bucket): stamp for bucket in buckets}, None)
 
 
-def _cache_key(student_id: int, as_of: dt.date | None, version_pk: int) -> str:
-    generation = cache.get(_generation_key(student_id), 0)
+def _generation(student_id: int) -> Any:
+    return cache.get(_generation_key(student_id), 0)
+
+
+def _cache_key(student_id: int, as_of: dt.date | None, version_pk: int, generation: Any) -> str:
     day = as_of.isoformat() if as_of else "latest"
     return f"{CACHE_PREFIX}:{student_id}:{generation}:{version_pk}:{day}"
 
 
+def _body_key(student_id: int, as_of: dt.date | None, version_pk: int) -> str:
+    day = as_of.isoformat() if as_of else "latest"
+    return f"{CACHE_PREFIX}:body:{int(student_id)}:{version_pk}:{day}"
+
+
+def prediction_body_get(
+    *, student_id: int, as_of: dt.date | None, version_pk: int
+) -> tuple[Any, bytes | None]:
+    """(generation, body): a rendered prediction cached by `prediction_body_set`, if still current.
+
+    One round trip: the entry and its bucket's generation are read together
+    (one MGET on Redis), and the entry holds the generation it was stored
+    under, so forgetting a bucket (prediction_cache_forget) makes it stale
+    without touching it. The generation comes back for `prediction_body_set`.
+    """
+    generation_key = _generation_key(student_id)
+    body_key = _body_key(student_id, as_of, version_pk)
+    found = cache.get_many([generation_key, body_key])
+    generation = found.get(generation_key, 0)
+    entry = found.get(body_key)
+    if entry is None or entry[0] != generation:
+        return generation, None
+    return generation, bytes(entry[1])
+
+
+def prediction_body_set(
+    *, student_id: int, as_of: dt.date | None, version_pk: int, generation: Any, body: bytes
+) -> None:
+    """Keep a rendered prediction (the API's response body) until its bucket changes or the TTL.
+
+    `generation` is the one `prediction_body_get` read before the prediction
+    was computed: a change that lands meanwhile bumps the bucket past it, so
+    the entry can never hide that change.
+    """
+    cache.set(
+        _body_key(student_id, as_of, version_pk),
+        (generation, body),
+        settings.EDUPULSE_PREDICTION_CACHE_SECONDS,
+    )
+
+
 def prediction_for_student(
-    *, student: Student, as_of: dt.date | None = None, forward: ForwardFn | None = None
+    *, student: Student | int, as_of: dt.date | None = None, forward: ForwardFn | None = None
 ) -> Prediction | None:
-    """The student's risk from the latest features up to `as_of` (cached, TTL).
+    """The student's (or student pk's) risk from the latest features up to `as_of` (cached, TTL).
 
     None when the student has no features that year. `forward` replaces the
     model's forward pass (the micro-batcher passes its own).
     """
+    student_pk = student if isinstance(student, int) else student.pk
     version = ModelVersion.objects.filter(status=ModelStatus.ACTIVE).first()
     if version is None:
         raise NoActiveModel("no active model version")
-    cached = cache.get(_cache_key(student.pk, as_of, version.pk))
+    # Read before the features: a change landing meanwhile bumps the bucket past
+    # this generation, so what is cached under it below cannot hide the change.
+    key = _cache_key(student_pk, as_of, version.pk, _generation(student_pk))
+    cached = cache.get(key)
     if isinstance(cached, Prediction):
         return cached
     model, feature_set = _model_and_features(version)
@@ -504,7 +569,7 @@ def prediction_for_student(
     day = _as_of(as_of)
     latest = WeeklyFeature.objects.filter(
         feature_set=feature_set,
-        student_id=student.pk,
+        student_id=student_pk,
         academic_year=academic_year_of(day),
         week_start__lte=day,
     ).aggregate(last=Max("week_start"))["last"]
@@ -512,21 +577,21 @@ def prediction_for_student(
         return None
     academic_year = academic_year_of(latest + dt.timedelta(days=6))
     for history in history_chunks(
-        feature_set, academic_year=academic_year, student_ids=[student.pk], until=latest
+        feature_set, academic_year=academic_year, student_ids=[student_pk], until=latest
     ):
         scored = _score_history(
             model, history, latest, keep_present=True, school_id=None, forward=forward
         )
         if scored is None:
             return None
-        _write(model, scored, week_start=latest, academic_year=academic_year)
-    prediction = Prediction.objects.get(
-        student_id=student.pk, week_start=latest, model_version=model.version
+        # The bucket is left alone: the row written says what any entry still current
+        # says (the same features and model), and bumping it made every neighbour in
+        # the bucket recompute, whose writes bumped it again: with more students
+        # than buckets, a cache that never warmed up.
+        _write(model, scored, week_start=latest, academic_year=academic_year, forget=False)
+    # The serializer reads both relations: fetch them with the row.
+    prediction = Prediction.objects.select_related("student", "model_version").get(
+        student_id=student_pk, week_start=latest, model_version=model.version
     )
-    # The write above bumped the generation: key the fresh row under the new one.
-    cache.set(
-        _cache_key(student.pk, as_of, model.version.pk),
-        prediction,
-        settings.EDUPULSE_PREDICTION_CACHE_SECONDS,
-    )
+    cache.set(key, prediction, settings.EDUPULSE_PREDICTION_CACHE_SECONDS)
     return prediction
