@@ -68,7 +68,9 @@ def _arrays(n: int = 240, weeks: int = 5, seed: int = 0) -> dict:
 @pytest.mark.slow
 def test_the_stack_is_fitted_on_leave_module_out_predictions() -> None:
     arrays = _arrays()
-    settings = oulad.EnsembleSettings(members=3, epochs=2, hidden_size=8, fusion_hidden=8)
+    settings = oulad.EnsembleSettings(
+        members=3, epochs=2, hidden_size=8, fusion_hidden=8, split="module"
+    )
     cards = [4] * len(STATIC_CAT_FEATURES)
 
     results = oulad.train_ensemble(arrays, np.arange(len(arrays["labels"])), cards, settings)
