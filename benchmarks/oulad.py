@@ -13,14 +13,16 @@ on the same training examples and scored on the same students. See docs/oulad.md
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oulad_lib.features import (  # noqa: E402
     KEY,
     SEQ_FEATURES,
+    STATIC_CAT_FEATURES,
     STATIC_NUM_FEATURES,
     OuladFeatureBuilder,
     Vocabulary,
@@ -37,7 +40,13 @@ from oulad_lib.features import (  # noqa: E402
     training_pairs,
 )
 
-from ml.baselines import BASELINE_NAMES, IndicatorRule, fit_baseline, score_metrics  # noqa: E402
+from ml.baselines import (  # noqa: E402
+    BASELINE_NAMES,
+    FittedBaseline,
+    IndicatorRule,
+    fit_baseline,
+    score_metrics,
+)
 from ml.config import ModelConfig, TrainConfig  # noqa: E402
 from ml.data import SequenceArrays  # noqa: E402
 from ml.model import batched_forward  # noqa: E402
@@ -81,6 +90,18 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--hidden-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument(
+        "--split",
+        choices=("registration", "module"),
+        default="registration",
+        help="what each scoring member holds out for early stopping and calibration; with\n"
+        "'module' the scoring members also serve as the stack's fold models (half the time)",
+    )
+    p.add_argument(
+        "--no-stack",
+        action="store_true",
+        help="score with the network alone, not combined with logistic regression",
+    )
     p.add_argument("--no-baselines", action="store_true", help="skip fitting the baselines")
     return p.parse_args(argv)
 
@@ -150,6 +171,30 @@ def _to_sequence_arrays(arrays: dict, index: np.ndarray | None = None) -> Sequen
     )
 
 
+MODULE_COLUMN = STATIC_CAT_FEATURES.index("code_module")
+
+
+def module_holdouts(modules: np.ndarray, members: int, seed: int) -> list[np.ndarray] | None:
+    """The module codes each member leaves out of training (None: fewer than 2 modules).
+
+    Modules are dealt round-robin after a seeded shuffle, so every module is left out by
+    at least one member and, with as many members as modules, by exactly one.
+    """
+    codes = np.unique(modules[modules > 0])
+    if len(codes) < 2:
+        return None
+    codes = np.random.default_rng(seed).permutation(codes)
+    groups = min(members, len(codes))
+    return [np.sort(codes[member % groups :: groups]) for member in range(members)]
+
+
+def _mask_modules(static_cat: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Code every module outside ``known`` as unknown (0), as for a module never seen."""
+    out = static_cat.copy()
+    out[~np.isin(out[:, MODULE_COLUMN], known), MODULE_COLUMN] = 0
+    return out
+
+
 def _member_split(
     reg_ids: np.ndarray, seed: int, val_fraction: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -196,6 +241,11 @@ class EnsembleSettings:
     feature_dropout: float = 0.05
     modality_dropout: float = 0.2
     val_fraction: float = 0.15
+    # What each member holds out for early stopping and calibration. "registration": a
+    # random val_fraction of registrations (the scoring members). "module": whole
+    # modules (module_holdouts), coded unknown, as a module the model never saw: the
+    # fold models whose out-of-fold predictions fit the stack (fit_stack).
+    split: str = "registration"
 
 
 def train_ensemble(
@@ -217,16 +267,28 @@ def train_ensemble(
         fusion_hidden=settings.fusion_hidden,
         linear_skip=settings.linear_skip,
     )
+    modules = arrays["static_cat"][:, MODULE_COLUMN]
+    holdouts = module_holdouts(modules, settings.members, settings.seed)
+    if settings.split != "module":
+        holdouts = None
     for member in range(settings.members):
         seed = settings.seed * 1000 + member
         started = time.perf_counter()
-        train_idx, val_idx = _member_split(reg_ids, seed, settings.val_fraction)
+        known: np.ndarray | None = None
+        if holdouts is None:
+            train_idx, val_idx = _member_split(reg_ids, seed, settings.val_fraction)
+        else:
+            is_val = np.isin(modules, holdouts[member])
+            train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+            known = np.unique(modules[train_idx])
         train_part = _to_sequence_arrays(arrays, train_idx)
         train_part.static_cat = _category_dropout(train_part.static_cat, settings.cat_dropout, seed)
         _modality_dropout(
             train_part, settings.modality_dropout, seed, statics=settings.consistent_modality
         )
         val_part = _to_sequence_arrays(arrays, val_idx)
+        if known is not None:
+            val_part.static_cat = _mask_modules(val_part.static_cat, known)
         train_config = TrainConfig(
             epochs=settings.epochs,
             batch_size=settings.batch_size,
@@ -245,6 +307,10 @@ def train_ensemble(
             deterministic=False,
         )
         result = train_model(model_config, train_config, train_part, val_part)
+        # Which rows validated this member (its out-of-fold rows) and which modules it
+        # was trained on (any other module is scored as unknown).
+        result.extra["val_index"] = val_idx
+        result.extra["known_modules"] = known
         results.append(result)
         best = result.history[result.best_epoch]
         print(
@@ -256,13 +322,102 @@ def train_ensemble(
     return results
 
 
+def member_logits(results: list[TrainResult], arrays: SequenceArrays) -> np.ndarray:
+    """[members, N] calibrated logits; modules a member never trained on read as unknown."""
+    out = []
+    for result in results:
+        known = result.extra.get("known_modules")
+        part = arrays
+        if known is not None:
+            part = copy.copy(arrays)
+            part.static_cat = _mask_modules(arrays.static_cat, known)
+        logits, _ = batched_forward(result.model, result.normalizer.transform(part))
+        model = result.model
+        out.append(logits.astype(np.float64) / float(model.temperature) + float(model.logit_bias))
+    return np.stack(out)
+
+
 def score_ensemble(results: list[TrainResult], arrays: SequenceArrays) -> np.ndarray:
     """Mean of the members' calibrated probabilities."""
-    probs = []
+    return np.mean(_sigmoid(member_logits(results, arrays)), axis=0)
+
+
+def out_of_fold_logits(results: list[TrainResult], arrays: dict) -> np.ndarray | None:
+    """Each training row's calibrated logit from the member that left its module out.
+
+    None unless the members split by module and every row was left out by one of them.
+    """
+    if any(r.extra.get("known_modules") is None for r in results):
+        return None
+    oof = np.full(len(arrays["labels"]), np.nan)
     for result in results:
-        logits, _ = batched_forward(result.model, result.normalizer.transform(arrays))
-        probs.append(result.model.calibrated_proba(torch.from_numpy(logits)).double().numpy())
-    return np.mean(probs, axis=0)
+        idx = result.extra["val_index"]
+        if not np.isnan(oof[idx]).all():
+            continue  # more members than modules: the first member's answer stands
+        oof[idx] = member_logits([result], _to_sequence_arrays(arrays, idx))[0]
+    return None if np.isnan(oof).any() else oof
+
+
+def _subset(arrays: dict, index: np.ndarray) -> dict:
+    return {
+        key: arrays[key][index] for key in ("seq", "lengths", "static_num", "static_cat", "labels")
+    }
+
+
+@dataclass
+class Stack:
+    """EduPulse's network and a logistic regression on the same arrays, combined.
+
+    The combination (one weight each and a bias) is fitted on out-of-fold logits whose
+    folds are whole modules, so it says how far to trust each model on a module it has
+    not seen: the situation of the test presentations that bring a new module.
+    """
+
+    logistic: FittedBaseline
+    weights: np.ndarray  # [network, logistic]
+    bias: float
+
+    def predict(self, network_proba: np.ndarray, arrays: SequenceArrays) -> np.ndarray:
+        z = np.stack([_logit(network_proba), _logit(self.logistic.predict(arrays))], axis=1)
+        return _sigmoid(z @ self.weights + self.bias)
+
+
+def fit_stack(arrays: dict, results: list[TrainResult], seed: int) -> Stack | None:
+    """Fit the logistic regression and the combination; None without module folds."""
+    oof_network = out_of_fold_logits(results, arrays)
+    if oof_network is None:
+        return None
+    oof_logistic = np.full(len(oof_network), np.nan)
+    for result in results:
+        idx = result.extra["val_index"]
+        if not np.isnan(oof_logistic[idx]).all():
+            continue
+        rest = np.setdiff1d(np.arange(len(oof_network)), idx)
+        fold = fit_baseline(
+            "logistic", _subset(arrays, rest), SEQ_FEATURES, static_num_names=STATIC_NUM_FEATURES
+        )
+        held = _subset(arrays, idx)
+        held["static_cat"] = _mask_modules(held["static_cat"], result.extra["known_modules"])
+        oof_logistic[idx] = _logit(fold.predict(held))
+    combiner = LogisticRegression(C=1e4, max_iter=1000)
+    combiner.fit(np.stack([oof_network, oof_logistic], axis=1), arrays["labels"])
+    logistic = fit_baseline(
+        "logistic", arrays, SEQ_FEATURES, static_num_names=STATIC_NUM_FEATURES, seed=seed
+    )
+    return Stack(
+        logistic=logistic,
+        weights=combiner.coef_[0].astype(np.float64),
+        bias=float(combiner.intercept_[0]),
+    )
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -307,14 +462,45 @@ def main(argv: list[str] | None = None) -> dict:
 
     t1 = time.perf_counter()
     settings = EnsembleSettings(
-        members=args.members, epochs=args.epochs, seed=args.seed, hidden_size=args.hidden_size
+        members=args.members,
+        epochs=args.epochs,
+        seed=args.seed,
+        hidden_size=args.hidden_size,
+        split=args.split,
     )
     results = train_ensemble(train_arrays, reg_ids, vocab.cardinalities(), settings)
     t_train = time.perf_counter() - t1
+    stack = None
+    if not args.no_stack:
+        folds = results
+        if settings.split != "module":
+            # Standard stacking: the combination is fitted on out-of-fold predictions of
+            # models that never saw the row's module, then applied to members trained on
+            # every module. Members trained on two thirds of the modules score seen
+            # modules worse (measured: docs/oulad.md), so they only serve the fit.
+            print("leave-module-out fold models for the stack:", flush=True)
+            folds = train_ensemble(
+                train_arrays, reg_ids, vocab.cardinalities(), replace(settings, split="module")
+            )
+        stack = fit_stack(train_arrays, folds, args.seed)
+    if stack is not None:
+        print(
+            f"stack: {stack.weights[0]:.3f} x network + {stack.weights[1]:.3f} x logistic "
+            f"{stack.bias:+.3f} (logits; fitted on leave-module-out predictions)"
+        )
+    elif not args.no_stack:
+        print("stack: needs two or more training modules; network alone")
+    t_stack = time.perf_counter() - t1 - t_train
     t2 = time.perf_counter()
-    risk = score_ensemble(results, _to_sequence_arrays(test_arrays))
+    scored = _to_sequence_arrays(test_arrays)
+    risk = score_ensemble(results, scored)
+    if stack is not None:
+        risk = stack.predict(risk, scored)
     t_score = time.perf_counter() - t2
-    print(f"EduPulse: trained {args.members} members in {t_train:.1f}s, scored in {t_score:.2f}s")
+    print(
+        f"EduPulse: trained {args.members} members in {t_train:.1f}s, the stack in "
+        f"{t_stack:.1f}s, scored in {t_score:.2f}s"
+    )
 
     out = test_tables.regs.iloc[test_idx][KEY].copy()
     out["risk"] = np.round(risk, 6)
@@ -326,7 +512,13 @@ def main(argv: list[str] | None = None) -> dict:
         "week": args.week,
         "n_test": len(test_idx),
         "n_train_examples": len(reg_ids),
-        "seconds": {"features": t_features, "train": t_train, "score": t_score},
+        "stack": None if stack is None else {"weights": stack.weights.tolist(), "bias": stack.bias},
+        "seconds": {
+            "features": t_features,
+            "train": t_train,
+            "stack": t_stack,
+            "score": t_score,
+        },
     }
     known = test_labels[~np.isnan(test_labels)] if test_labels is not None else np.zeros(0)
     if test_labels is not None and 0 < known.sum() < len(known):
@@ -334,6 +526,10 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.no_baselines:
             t3 = time.perf_counter()
             for name in BASELINE_NAMES:
+                if name == "logistic" and stack is not None:
+                    # The same fit on the same arrays as the baseline's: reuse it.
+                    metrics[name] = score_metrics(test_labels, stack.logistic.predict(test_arrays))
+                    continue
                 fitted = fit_baseline(
                     name,
                     train_arrays,
