@@ -27,8 +27,9 @@ def natural_primary_key(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> N
             f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(table + '_pkey')} "
             f"PRIMARY KEY ({', '.join(quote(c) for c in COLUMNS)})"
         )
-    elif vendor == "sqlite":
-        # SQLite cannot change a primary key in place: a new table, the rows copied.
+    else:
+        # SQLite cannot change a primary key in place: a new table, the rows
+        # copied, in portable SQL (the same works on any backend Django supports).
         old = f"{table}__old"
         schema_editor.execute(f"ALTER TABLE {quote(table)} RENAME TO {quote(old)}")
         schema_editor.create_model(model)
@@ -37,8 +38,6 @@ def natural_primary_key(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> N
             f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM {quote(old)}"  # noqa: S608
         )
         schema_editor.execute(f"DROP TABLE {quote(old)}")
-    else:
-        raise NotImplementedError(f"no natural primary key migration for {vendor}")
 
 
 class Migration(migrations.Migration):
