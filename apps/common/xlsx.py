@@ -14,8 +14,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import xlsxwriter
-
 _OPTIONS = {
     "in_memory": True,
     "strings_to_formulas": False,
@@ -29,6 +27,8 @@ SHEET_NAME_MAX = 31
 def _write(
     target: str | io.BytesIO, sheet: str, headers: Sequence[Any], rows: Iterable[Sequence[Any]]
 ) -> None:
+    import xlsxwriter  # imported when an export asks, not at every worker's start-up
+
     workbook = xlsxwriter.Workbook(target, _OPTIONS)
     worksheet = workbook.add_worksheet(sheet[:SHEET_NAME_MAX] or "export")
     worksheet.write_row(0, 0, headers)
