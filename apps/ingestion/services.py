@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.common.heartbeat import beat, last_beats
 from apps.common.signals import student_data_changed
 from apps.ingestion.loading import Stage, TargetResult
 from apps.ingestion.models import (
@@ -85,11 +86,7 @@ def _alive(job_id: int) -> None:
     The job row's heartbeat cannot say so: the row is updated inside the
     job's one transaction, which nobody else sees until it commits.
     """
-    cache.set(
-        _alive_key(job_id),
-        time.time(),
-        timeout=2 * 60 * settings.EDUPULSE_IMPORT_STALE_MINUTES,
-    )
+    beat(_alive_key(job_id), ttl_seconds=2 * 60 * settings.EDUPULSE_IMPORT_STALE_MINUTES)
 
 
 def import_job_progress(job: ImportJob) -> dict[str, Any]:
@@ -635,7 +632,7 @@ def import_jobs_fail_stale(*, older_than: dt.timedelta | None = None) -> list[in
     )
     # A long import's row keeps the heartbeat of its start until it commits;
     # its worker's recent beats are in the cache.
-    beats = cache.get_many([_alive_key(pk) for pk in stale])
+    beats = last_beats(_alive_key(pk) for pk in stale)
     stale = [pk for pk in stale if beats.get(_alive_key(pk), 0.0) < cutoff.timestamp()]
     failed: list[int] = []
     for pk in stale:

@@ -3,7 +3,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from apps.predictions.services import training_run_execute
+from apps.predictions.services import training_run_execute, training_runs_fail_stale
 
 
 @shared_task(bind=True, acks_late=True)
@@ -25,6 +25,12 @@ def train_model(self: Task, run_id: int) -> dict[str, Any]:
         "model_version": run.model_version_id,
         "promoted": bool(run.progress.get("promoted")),
     }
+
+
+@shared_task(name="apps.predictions.tasks.training_runs_fail_stale_task")
+def training_runs_fail_stale_task() -> list[int]:
+    """Runs on the default queue (see its beat schedule): the ml worker may be the dead one."""
+    return training_runs_fail_stale()
 
 
 # --------------------------------------------------------------------------- scoring

@@ -173,6 +173,9 @@ EDUPULSE_UPLOAD_MAX_MB = env.integer("EDUPULSE_UPLOAD_MAX_MB", 200, minimum=1)
 EDUPULSE_XLSX_MAX_UNPACKED_MB = env.integer("EDUPULSE_XLSX_MAX_UNPACKED_MB", 2000, minimum=1)
 # A running import with no heartbeat for this long belongs to a dead worker.
 EDUPULSE_IMPORT_STALE_MINUTES = env.integer("EDUPULSE_IMPORT_STALE_MINUTES", 30, minimum=1)
+# A training run whose worker has not beaten for this long is marked failed
+# (the worker beats every minute while it trains, whatever step it is in).
+EDUPULSE_TRAINING_STALE_MINUTES = env.integer("EDUPULSE_TRAINING_STALE_MINUTES", 10, minimum=2)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads stream to a temporary file
 
 # --- Celery ---------------------------------------------------------------

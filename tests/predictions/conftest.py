@@ -18,6 +18,7 @@ import pytest
 import torch
 from django.test import override_settings
 
+from apps.predictions.datasets import split_students
 from apps.students.models import RegionLevel
 from tests.factories import EnrollmentFactory, RegionFactory, SchoolFactory, StudentFactory
 
@@ -74,6 +75,7 @@ def build_district(
     weeks = week_starts(YEAR)
     n_weeks = len(weeks)
     ids, values, in_session = [], [], []
+    owed = {"train": 0.5, "val": 0.5, "test": 0.5}
     for i in range(n_students):
         student = StudentFactory(
             gender="female" if i % 2 else "male",
@@ -83,7 +85,14 @@ def build_district(
         )
         school = schools[i % 2]
         entry = dt.date(YEAR, 1, 2)
-        drops = rng.random() < dropout_share
+        rng.random()  # the draw that once decided `drops`: keeps the stream of values
+        # Dropouts spread evenly over the hash splits whatever pks the database
+        # hands out (its sequences outlive each test's rollback), so no split ever
+        # lacks a class.
+        split = split_students([student.pk], test_fraction=0.2, val_fraction=0.15)[student.pk]
+        owed[split] += dropout_share
+        drops = owed[split] >= 1.0
+        owed[split] -= float(drops)
         # Students who will leave attend a little less all year (the two groups
         # overlap), and then fall away.
         habit = rng.normal(0.88 if drops else 0.92, 0.04)

@@ -9,6 +9,7 @@ from apps.predictions.services.runs import (
     training_run_claim,
     training_run_execute,
     training_run_request,
+    training_runs_fail_stale,
 )
 from apps.predictions.services.training import (
     TrainingDataError,
@@ -26,4 +27,5 @@ __all__ = [
     "training_run_claim",
     "training_run_execute",
     "training_run_request",
+    "training_runs_fail_stale",
 ]

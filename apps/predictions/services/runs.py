@@ -7,12 +7,14 @@ import logging
 import traceback
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
+from apps.common.heartbeat import beating, last_beats
 from apps.predictions.models import TrainingRun, TrainingStatus
 from apps.predictions.services.promotion import PromotionRefused, model_version_promote
 from apps.predictions.services.training import (
@@ -24,6 +26,17 @@ from apps.predictions.services.training import (
 )
 
 logger = logging.getLogger(__name__)
+
+# What a run whose worker died says; the admin shows it as the run's error.
+WORKER_LOST = (
+    "worker_lost: the worker training this run stopped (restarted, out of memory or past "
+    "its time limit) and nothing was registered. Request the training again."
+)
+HEARTBEAT_SECONDS = 60
+
+
+def _alive_key(run_id: int) -> str:
+    return f"predictions:training:{run_id}:alive"
 
 
 @transaction.atomic
@@ -96,15 +109,23 @@ def training_run_execute(
         if progress is not None:
             progress(event)
 
+    stale_seconds = 60 * settings.EDUPULSE_TRAINING_STALE_MINUTES
     try:
-        version = model_version_train(
-            options=TrainingOptions.from_dict(run.options),
-            data_from=run.data_from,
-            data_to=run.data_to,
-            trained_by=run.requested_by,
-            source=source,
-            progress=report,
-        )
+        # Epochs and sample collection can each outlast the stale limit without a
+        # progress report; the beat says the worker is alive in between.
+        with beating(
+            _alive_key(run_id),
+            every_seconds=min(HEARTBEAT_SECONDS, stale_seconds / 4),
+            ttl_seconds=2 * stale_seconds,
+        ):
+            version = model_version_train(
+                options=TrainingOptions.from_dict(run.options),
+                data_from=run.data_from,
+                data_to=run.data_to,
+                trained_by=run.requested_by,
+                source=source,
+                progress=report,
+            )
     except Exception as error:
         TrainingRun.objects.filter(pk=run_id).update(
             status=TrainingStatus.FAILED,
@@ -128,3 +149,38 @@ def training_run_execute(
     run.save(update_fields=["status", "model_version", "finished_at", "progress", "updated_at"])
     report(outcome)
     return run
+
+
+def training_runs_fail_stale(*, older_than: dt.timedelta | None = None) -> list[int]:
+    """Mark failed the running runs whose worker stopped beating; returns their ids.
+
+    A worker killed for memory or by the hard time limit never reaches the
+    failure handler, and a redelivered task cannot claim a run that is still
+    "running": without this the run would show as running forever. Nothing is
+    retried automatically (a run that kills its worker would do so again).
+    """
+    if older_than is None:
+        older_than = dt.timedelta(minutes=settings.EDUPULSE_TRAINING_STALE_MINUTES)
+    cutoff = timezone.now() - older_than
+    candidates = list(
+        TrainingRun.objects.filter(
+            status=TrainingStatus.RUNNING, updated_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    beats = last_beats(_alive_key(pk) for pk in candidates)
+    failed = []
+    for pk in candidates:
+        if beats.get(_alive_key(pk), 0.0) >= cutoff.timestamp():
+            continue
+        changed = TrainingRun.objects.filter(
+            pk=pk, status=TrainingStatus.RUNNING, updated_at__lt=cutoff
+        ).update(
+            status=TrainingStatus.FAILED,
+            error=WORKER_LOST,
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        if changed:
+            logger.warning("training run %s: worker lost, marked failed", pk)
+            failed.append(pk)
+    return failed
