@@ -39,7 +39,7 @@ from apps.ingestion.quality import QualityCollector
 from apps.ingestion.readers import inspect_file, open_chunks
 from apps.ingestion.validation import References, Scope, Validator
 from apps.students.models import DataQualityFlag, Enrollment, School
-from apps.students.selectors import schools_visible_to
+from apps.students.selectors import schools_visible_to, user_scope
 from apps.students.services import academic_year_of
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def scope_for(user: User | None) -> Scope:
     if user is None or user.sees_everything:
         return Scope()
     school_ids = set(schools_visible_to(user).values_list("pk", flat=True))
-    region_paths = [s.region.path for s in user.scopes.select_related("region") if s.region]
+    region_paths = list(user_scope(user).region_paths)  # read with the schools, memoised
     return Scope(school_ids=school_ids, region_paths=region_paths, sees_everything=False)
 
 
