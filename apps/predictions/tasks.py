@@ -27,10 +27,12 @@ def train_model(self: Task, run_id: int) -> dict[str, Any]:
     }
 
 
-@shared_task(name="apps.predictions.tasks.training_runs_fail_stale_task")
-def training_runs_fail_stale_task() -> list[int]:
+@shared_task(name="apps.predictions.tasks.runs_fail_stale_task")
+def runs_fail_stale_task() -> dict[str, list[int]]:
     """Runs on the default queue (see its beat schedule): the ml worker may be the dead one."""
-    return training_runs_fail_stale()
+    from apps.predictions.services.scoring_runs import scoring_runs_fail_stale
+
+    return {"training": training_runs_fail_stale(), "scoring": scoring_runs_fail_stale()}
 
 
 # --------------------------------------------------------------------------- scoring

@@ -176,6 +176,9 @@ EDUPULSE_IMPORT_STALE_MINUTES = env.integer("EDUPULSE_IMPORT_STALE_MINUTES", 30,
 # A training run whose worker has not beaten for this long is marked failed
 # (the worker beats every minute while it trains, whatever step it is in).
 EDUPULSE_TRAINING_STALE_MINUTES = env.integer("EDUPULSE_TRAINING_STALE_MINUTES", 10, minimum=2)
+# A scoring run with no school finished for this long lost its workflow. Above the
+# hard task time limit (60 min), since its school tasks may queue behind a training.
+EDUPULSE_SCORING_STALE_MINUTES = env.integer("EDUPULSE_SCORING_STALE_MINUTES", 90, minimum=2)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads stream to a temporary file
 
 # --- Celery ---------------------------------------------------------------

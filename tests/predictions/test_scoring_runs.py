@@ -1,15 +1,24 @@
+import datetime as dt
+
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from apps.features import store
 from apps.features.signals import features_updated
 from apps.predictions.models import Prediction, ScoringRun, ScoringStatus
-from apps.predictions.services.scoring_runs import scoring_run_request
-from apps.predictions.tasks import score_district
+from apps.predictions.services.scoring_runs import (
+    scoring_run_finish,
+    scoring_run_request,
+    scoring_run_start,
+    scoring_runs_fail_stale,
+    scoring_school_execute,
+)
+from apps.predictions.tasks import runs_fail_stale_task, score_district
 from tests.predictions.scoring_support import district_make
 
 pytestmark = pytest.mark.django_db
@@ -79,3 +88,23 @@ def test_nightly_schedule_exists():
 
 def test_scheduled_run_without_model_is_skipped():
     assert score_district.apply().get() == {"run": None, "skipped": "no active model"}
+
+
+def test_a_run_whose_workflow_was_lost_is_failed_and_a_late_finish_still_counts(district):
+    lost = scoring_run_request(as_of=district.week_start, trigger="test")
+    busy = scoring_run_request(as_of=district.week_start, trigger="test")
+    for run in (lost, busy):
+        scoring_run_start(run=run)
+    long_ago = timezone.now() - dt.timedelta(hours=3)
+    ScoringRun.objects.filter(pk__in=[lost.pk, busy.pk]).update(updated_at=long_ago)
+    # A school finishing says the workflow is alive.
+    result = scoring_school_execute(run_id=busy.pk, school_id=district.schools[0].pk)
+
+    assert runs_fail_stale_task.apply().get() == {"training": [], "scoring": [lost.pk]}
+    lost.refresh_from_db()
+    assert lost.status == ScoringStatus.FAILED and lost.finished_at is not None
+    assert lost.failures[0]["error"].startswith("worker_lost")
+    assert ScoringRun.objects.get(pk=busy.pk).status == ScoringStatus.RUNNING
+    assert scoring_runs_fail_stale() == []
+    # Should the lost workflow finish after all, its real outcome is recorded.
+    assert scoring_run_finish(run_id=lost.pk, results=[result]).status == ScoringStatus.SUCCEEDED

@@ -20,7 +20,7 @@ from apps.predictions.services import (
     training_run_request,
     training_runs_fail_stale,
 )
-from apps.predictions.tasks import train_model, training_runs_fail_stale_task
+from apps.predictions.tasks import runs_fail_stale_task, train_model
 from tests.predictions.conftest import ArraySource, tiny_options
 
 
@@ -152,11 +152,11 @@ def test_the_beat_schedule_fails_only_runs_whose_worker_stopped() -> None:
     TrainingRun.objects.filter(pk=fresh.pk).update(status=TrainingStatus.RUNNING)
     TrainingRun.objects.filter(pk=waiting.pk).update(updated_at=long_ago)  # pending, not lost
     beat(runs._alive_key(busy.pk), ttl_seconds=60)
-    scheduled = PeriodicTask.objects.get(task=training_runs_fail_stale_task.name)
+    scheduled = PeriodicTask.objects.get(task=runs_fail_stale_task.name)
     assert scheduled.enabled and scheduled.interval is not None
     assert scheduled.queue == "default"
 
-    assert training_runs_fail_stale_task.apply().get() == [dead.pk]
+    assert runs_fail_stale_task.apply().get() == {"training": [dead.pk], "scoring": []}
     statuses = dict(TrainingRun.objects.values_list("pk", "status"))
     assert statuses == {
         dead.pk: TrainingStatus.FAILED,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -63,8 +64,9 @@ def scoring_run_schools(run: ScoringRun) -> list[int]:
 
 def scoring_run_start(*, run: ScoringRun) -> None:
     """Mark the run running; the caller then fans out the schools."""
+    now = timezone.now()
     ScoringRun.objects.filter(pk=run.pk).update(
-        status=ScoringStatus.RUNNING, started_at=timezone.now()
+        status=ScoringStatus.RUNNING, started_at=now, updated_at=now
     )
 
 
@@ -77,7 +79,10 @@ def scoring_school_execute(*, run_id: int, school_id: int) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001 - one school's failure is recorded, not fatal
         logger.exception("scoring run %s: school %s failed", run_id, school_id)
         return {"school": school_id, "error": f"{type(error).__name__}: {error}"[:500]}
-    ScoringRun.objects.filter(pk=run_id).update(schools_done=F("schools_done") + 1)
+    # updated_at says the workflow is alive (scoring_runs_fail_stale).
+    ScoringRun.objects.filter(pk=run_id).update(
+        schools_done=F("schools_done") + 1, updated_at=timezone.now()
+    )
     return {"school": school_id, "seconds": time.perf_counter() - clock, **counts.to_dict()}
 
 
@@ -117,7 +122,46 @@ def scoring_run_fail(*, run_id: int, error: str) -> None:
         status=ScoringStatus.FAILED,
         failures=[{"error": error[:500]}],
         finished_at=timezone.now(),
+        updated_at=timezone.now(),
     )
+
+
+SCORING_WORKER_LOST = (
+    "worker_lost: no school of this run finished for EDUPULSE_SCORING_STALE_MINUTES; its "
+    "workflow was lost (a worker died before the fan-out, or the finishing task failed). "
+    "Rows already written stay; score again."
+)
+
+
+def scoring_runs_fail_stale(*, older_than: dt.timedelta | None = None) -> list[int]:
+    """Mark failed the running scoring runs whose workflow stopped; returns their ids.
+
+    A school task killed with its worker is redelivered (acks_late), but a worker
+    lost inside `score_district` before the fan-out, or a finishing task that
+    failed, leaves the run "running" for ever. Every finished school moves the
+    row's updated_at; a run whose schools are merely queued (behind a training on
+    the ml queue) is safe as long as the limit exceeds the task time limit. Should
+    the workflow finish after all, `scoring_run_finish` records its real outcome.
+    """
+    if older_than is None:
+        older_than = dt.timedelta(minutes=settings.EDUPULSE_SCORING_STALE_MINUTES)
+    cutoff = timezone.now() - older_than
+    failed = []
+    for pk in ScoringRun.objects.filter(
+        status=ScoringStatus.RUNNING, updated_at__lt=cutoff
+    ).values_list("pk", flat=True):
+        changed = ScoringRun.objects.filter(
+            pk=pk, status=ScoringStatus.RUNNING, updated_at__lt=cutoff
+        ).update(
+            status=ScoringStatus.FAILED,
+            failures=[{"error": SCORING_WORKER_LOST}],
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        if changed:
+            logger.warning("scoring run %s: workflow lost, marked failed", pk)
+            failed.append(pk)
+    return failed
 
 
 def scoring_students_execute(

@@ -1,8 +1,8 @@
-"""Training runs whose worker died are marked failed every 10 minutes."""
+"""Training and scoring runs whose worker died are marked failed every 10 minutes."""
 
 from django.db import migrations
 
-TASK_NAME = "Mark training runs whose worker stopped as failed"
+TASK_NAME = "Mark training and scoring runs whose worker stopped as failed"
 
 
 def create_schedule(apps, schema_editor):
@@ -12,12 +12,13 @@ def create_schedule(apps, schema_editor):
     PeriodicTask.objects.get_or_create(
         name=TASK_NAME,
         defaults={
-            "task": "apps.predictions.tasks.training_runs_fail_stale_task",
+            "task": "apps.predictions.tasks.runs_fail_stale_task",
             "interval": every,
             # Not "ml": the worker that died, or one busy training, would never run it.
             "queue": "default",
-            "description": "Fails runs whose worker has not beaten for "
-            "EDUPULSE_TRAINING_STALE_MINUTES.",
+            "description": "Fails training runs whose worker has not beaten for "
+            "EDUPULSE_TRAINING_STALE_MINUTES and scoring runs with no school finished for "
+            "EDUPULSE_SCORING_STALE_MINUTES.",
         },
     )
 
