@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -162,25 +164,40 @@ def training_runs_fail_stale(*, older_than: dt.timedelta | None = None) -> list[
     if older_than is None:
         older_than = dt.timedelta(minutes=settings.EDUPULSE_TRAINING_STALE_MINUTES)
     cutoff = timezone.now() - older_than
-    candidates = list(
-        TrainingRun.objects.filter(
-            status=TrainingStatus.RUNNING, updated_at__lt=cutoff
-        ).values_list("pk", flat=True)
+
+    def beating_since_cutoff(candidates: list[int]) -> set[int]:
+        beats = last_beats(_alive_key(pk) for pk in candidates)
+        return {pk for pk in candidates if beats.get(_alive_key(pk), 0.0) >= cutoff.timestamp()}
+
+    return stale_runs_fail(
+        TrainingRun.objects.filter(status=TrainingStatus.RUNNING),
+        cutoff=cutoff,
+        values={"status": TrainingStatus.FAILED, "error": WORKER_LOST},
+        still_alive=beating_since_cutoff,
     )
-    beats = last_beats(_alive_key(pk) for pk in candidates)
+
+
+def stale_runs_fail(
+    running: QuerySet[Any],
+    *,
+    cutoff: dt.datetime,
+    values: dict[str, Any],
+    still_alive: Callable[[list[int]], set[int]] = lambda candidates: set(),
+) -> list[int]:
+    """Write ``values`` (a failed status) on the running rows untouched since ``cutoff``.
+
+    Each row is updated only if it is still running and still untouched: one that
+    moved since it was read (a late progress report) is left alone.
+    """
+    stale = running.filter(updated_at__lt=cutoff)
+    candidates = list(stale.values_list("pk", flat=True))
+    alive = still_alive(candidates)
     failed = []
     for pk in candidates:
-        if beats.get(_alive_key(pk), 0.0) >= cutoff.timestamp():
+        if pk in alive:
             continue
-        changed = TrainingRun.objects.filter(
-            pk=pk, status=TrainingStatus.RUNNING, updated_at__lt=cutoff
-        ).update(
-            status=TrainingStatus.FAILED,
-            error=WORKER_LOST,
-            finished_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
-        if changed:
-            logger.warning("training run %s: worker lost, marked failed", pk)
+        now = timezone.now()
+        if stale.filter(pk=pk).update(**values, finished_at=now, updated_at=now):
+            logger.warning("%s %s: worker lost, marked failed", running.model.__name__, pk)
             failed.append(pk)
     return failed

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from apps.predictions.loader import NoActiveModel
 from apps.predictions.models import ModelStatus, ModelVersion, ScoringRun, ScoringStatus
+from apps.predictions.services.runs import stale_runs_fail
 from apps.predictions.services.scoring import predictions_score, scoring_as_of_default
 from apps.students.models import School
 
@@ -145,23 +146,11 @@ def scoring_runs_fail_stale(*, older_than: dt.timedelta | None = None) -> list[i
     """
     if older_than is None:
         older_than = dt.timedelta(minutes=settings.EDUPULSE_SCORING_STALE_MINUTES)
-    cutoff = timezone.now() - older_than
-    failed = []
-    for pk in ScoringRun.objects.filter(
-        status=ScoringStatus.RUNNING, updated_at__lt=cutoff
-    ).values_list("pk", flat=True):
-        changed = ScoringRun.objects.filter(
-            pk=pk, status=ScoringStatus.RUNNING, updated_at__lt=cutoff
-        ).update(
-            status=ScoringStatus.FAILED,
-            failures=[{"error": SCORING_WORKER_LOST}],
-            finished_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
-        if changed:
-            logger.warning("scoring run %s: workflow lost, marked failed", pk)
-            failed.append(pk)
-    return failed
+    return stale_runs_fail(
+        ScoringRun.objects.filter(status=ScoringStatus.RUNNING),
+        cutoff=timezone.now() - older_than,
+        values={"status": ScoringStatus.FAILED, "failures": [{"error": SCORING_WORKER_LOST}]},
+    )
 
 
 def scoring_students_execute(
