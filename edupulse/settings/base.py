@@ -190,6 +190,11 @@ CELERY_RESULT_BACKEND = env.url(
 )
 # No broker configured: run tasks inline so the embedded default needs no Redis.
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+if CELERY_TASK_ALWAYS_EAGER:
+    # Eager calls still take a producer from the pool; without a URL kombu builds one
+    # for an AMQP server on localhost and warns "No hostname was supplied". The
+    # in-memory transport is never used for sending here, and never warns.
+    CELERY_BROKER_URL = "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Task modules outside an app's tasks.py (autodiscovery reads only tasks.py).
