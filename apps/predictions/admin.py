@@ -20,6 +20,7 @@ from apps.predictions.selectors import model_card, model_versions_list, training
 from apps.predictions.services import (
     PromotionRefused,
     model_version_promote,
+    run_error_text,
     training_run_request,
 )
 
@@ -174,7 +175,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "requested_by",
         "options",
         "progress",
-        "error",
+        "error_text",
         "started_at",
         "finished_at",
         "model_version",
@@ -193,6 +194,10 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: TrainingRun | None = None) -> bool:
         # A run is a record of what happened: nothing changes after the request.
         return False
+
+    @admin.display(description=_("error"))
+    def error_text(self, obj: TrainingRun) -> str:
+        return run_error_text(obj.error)
 
     @admin.display(description=_("stage"))
     def stage(self, obj: TrainingRun) -> str:
@@ -262,6 +267,17 @@ class ScoringRunAdmin(_ReadOnly):
         "created_at",
     )
     list_filter = ("status", "trigger")
+    exclude = ("failures",)
+    readonly_fields = ("failures_text",)
+
+    @admin.display(description=_("failures"))
+    def failures_text(self, obj: ScoringRun) -> str:
+        parts = []
+        for failure in obj.failures or []:
+            text = run_error_text(failure.get("error", ""))
+            school = failure.get("school")
+            parts.append(text if school is None else f"{school}: {text}")
+        return "; ".join(parts)
 
 
 @admin.register(Notification)

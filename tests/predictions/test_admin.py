@@ -1,5 +1,7 @@
 """The model card in the admin, its translations, and the admin actions that call services."""
 
+import datetime as dt
+
 import numpy as np
 import pytest
 from django.conf import settings
@@ -8,12 +10,23 @@ from django.urls import reverse
 
 from apps.accounts.models import Role, User
 from apps.accounts.services import user_create
-from apps.predictions.models import ModelStatus, ModelVersion, TrainingRun
+from apps.predictions.models import (
+    ModelStatus,
+    ModelVersion,
+    ScoringRun,
+    ScoringStatus,
+    TrainingRun,
+    TrainingStatus,
+)
+from apps.predictions.services import training_run_request, training_runs_fail_stale
+from apps.predictions.services.scoring_runs import scoring_runs_fail_stale
 from apps.predictions.services.training import json_safe
 from tests.factories import RegionFactory
 from tests.predictions.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
+
+LONG_AGO = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -190,6 +203,31 @@ def test_an_administrator_requests_training_from_the_admin(
     assert len(callbacks) == 1  # the task is enqueued once the request commits
     page = admin_client.get(reverse("admin:predictions_trainingrun_change", args=[run.pk]))
     assert page.status_code == 200
+
+
+def test_a_run_whose_worker_was_lost_says_so_in_the_readers_language(
+    admin_client: Client,
+) -> None:
+    run = training_run_request(requested_by=None, enqueue=False)
+    TrainingRun.objects.filter(pk=run.pk).update(status=TrainingStatus.RUNNING, updated_at=LONG_AGO)
+    assert training_runs_fail_stale() == [run.pk]
+    scoring = ScoringRun.objects.create(
+        model_version=ModelVersionFactory(),
+        as_of=dt.date(2026, 3, 1),
+        week_start=dt.date(2026, 2, 28),
+        status=ScoringStatus.RUNNING,
+    )
+    ScoringRun.objects.filter(pk=scoring.pk).update(updated_at=LONG_AGO)
+    assert scoring_runs_fail_stale() == [scoring.pk]
+    admin_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "bn"
+
+    for url in (
+        reverse("admin:predictions_trainingrun_change", args=[run.pk]),
+        reverse("admin:predictions_scoringrun_change", args=[scoring.pk]),
+    ):
+        page = admin_client.get(url).content.decode()
+        assert "ওয়ার্কার এটি চালাচ্ছিল" in page, url
+        assert "worker_lost" not in page and "Run it again" not in page, url
 
 
 def test_analysts_may_view_models_but_not_promote() -> None:

@@ -6,6 +6,7 @@ from apps.predictions.services.promotion import (
     promotion_check,
 )
 from apps.predictions.services.runs import (
+    run_error_text,
     training_run_claim,
     training_run_execute,
     training_run_request,
@@ -24,6 +25,7 @@ __all__ = [
     "model_version_promote",
     "model_version_train",
     "promotion_check",
+    "run_error_text",
     "training_run_claim",
     "training_run_execute",
     "training_run_request",

@@ -29,11 +29,9 @@ from apps.predictions.services.training import (
 
 logger = logging.getLogger(__name__)
 
-# What a run whose worker died says; the admin shows it as the run's error.
-WORKER_LOST = (
-    "worker_lost: the worker training this run stopped (restarted, out of memory or past "
-    "its time limit) and nothing was registered. Request the training again."
-)
+# What a run whose worker died records as its error: a code, so the admin can say it in
+# the reader's language (run_error_text), not in the sweep's.
+WORKER_LOST = "worker_lost"
 HEARTBEAT_SECONDS = 60
 
 
@@ -151,6 +149,16 @@ def training_run_execute(
     run.save(update_fields=["status", "model_version", "finished_at", "progress", "updated_at"])
     report(outcome)
     return run
+
+
+def run_error_text(error: str) -> str:
+    """A training or scoring run's recorded error as its reader should see it."""
+    if error == WORKER_LOST:
+        return _(
+            "The worker running this stopped before it finished (restarted, out of memory or "
+            "past its time limit). Run it again."
+        )
+    return error  # an exception's text and traceback, as the worker wrote it
 
 
 def training_runs_fail_stale(*, older_than: dt.timedelta | None = None) -> list[int]:

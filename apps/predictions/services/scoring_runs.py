@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from apps.predictions.loader import NoActiveModel
 from apps.predictions.models import ModelStatus, ModelVersion, ScoringRun, ScoringStatus
-from apps.predictions.services.runs import stale_runs_fail
+from apps.predictions.services.runs import WORKER_LOST, stale_runs_fail
 from apps.predictions.services.scoring import predictions_score, scoring_as_of_default
 from apps.students.models import School
 
@@ -127,13 +127,6 @@ def scoring_run_fail(*, run_id: int, error: str) -> None:
     )
 
 
-SCORING_WORKER_LOST = (
-    "worker_lost: no school of this run finished for EDUPULSE_SCORING_STALE_MINUTES; its "
-    "workflow was lost (a worker died before the fan-out, or the finishing task failed). "
-    "Rows already written stay; score again."
-)
-
-
 def scoring_runs_fail_stale(*, older_than: dt.timedelta | None = None) -> list[int]:
     """Mark failed the running scoring runs whose workflow stopped; returns their ids.
 
@@ -149,7 +142,7 @@ def scoring_runs_fail_stale(*, older_than: dt.timedelta | None = None) -> list[i
     return stale_runs_fail(
         ScoringRun.objects.filter(status=ScoringStatus.RUNNING),
         cutoff=timezone.now() - older_than,
-        values={"status": ScoringStatus.FAILED, "failures": [{"error": SCORING_WORKER_LOST}]},
+        values={"status": ScoringStatus.FAILED, "failures": [{"error": WORKER_LOST}]},
     )
 
 
